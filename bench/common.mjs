@@ -1,0 +1,56 @@
+// Helpers shared by the benchmark scripts: locating ../shared assets, machine description, output.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The shared assets folder (FUSS_ASSETS, default ../shared next to the checkout); exits 1 if absent. */
+export function sharedAssets() {
+  const root = resolve(process.env.FUSS_ASSETS ?? join(here, '..', '..', 'shared'));
+  const needed = [join(root, 'data', 'camvid', 'train'), join(root, 'models', 'mobilenetv2-int8-features.onnx')];
+  for (const path of needed) {
+    if (!existsSync(path)) {
+      console.error(`error: ${path} not found; benchmarks need the shared assets (set FUSS_ASSETS to their folder)`);
+      process.exit(1);
+    }
+  }
+  return {
+    root,
+    train: join(root, 'data', 'camvid', 'train'),
+    val: join(root, 'data', 'camvid', 'val'),
+    mobilenet: join(root, 'models', 'mobilenetv2-int8-features.onnx'),
+  };
+}
+
+export function machine() {
+  const list = cpus();
+  return { cpu: list[0]?.model ?? 'unknown', cores: list.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+}
+
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Prints a fixed-width table. rows: array of objects with the same keys. */
+export function printTable(rows) {
+  const keys = Object.keys(rows[0]);
+  const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => String(r[k]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
+  console.log(line(keys));
+  console.log(line(widths.map((w) => '-'.repeat(w))));
+  for (const r of rows) console.log(line(keys.map((k) => r[k])));
+}
+
+/** Writes JSON results into bench/<name>/out/results.json and returns the path. */
+export function writeResults(name, data) {
+  const dir = join(here, name, 'out');
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'results.json');
+  writeFileSync(path, `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), ...data }, null, 2)}\n`);
+  return path;
+}

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { main } from './index.js';
+import type { CliIo } from './io.js';
+import { buildTinyVit } from '../../services/core/src/test-support/tiny-backbones.js';
+import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../../services/core/src/test-support/fixtures.js';
+
+function fakeIo(env: NodeJS.ProcessEnv = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), interactive: false, colour: false, env, cwd: process.cwd() };
+  return { io, stdout: () => out.join(''), stderr: () => err.join('') };
+}
+
+let dir: { path: string; remove: () => Promise<void> };
+let data: string;
+let models: { cnn: string; vit: string };
+beforeAll(async () => {
+  dir = await makeTempDir();
+  data = join(dir.path, 'data');
+  await makeTinyDataset(data, { images: 6, width: 32, height: 24 });
+  models = await writeTinyBackbones(join(dir.path, 'models'));
+});
+afterAll(() => dir.remove());
+
+describe('fuss (dispatch and help)', () => {
+  it('prints the command list and per-command help', async () => {
+    const top = fakeIo();
+    expect(await main(['--help'], top.io)).toBe(0);
+    expect(top.stdout()).toMatch(/features.*\n.*evaluate.*\n.*backbone pull/);
+    for (const command of [['features'], ['evaluate'], ['backbone', 'pull']]) {
+      const h = fakeIo();
+      expect(await main([...command, '--help'], h.io)).toBe(0);
+      expect(h.stdout()).toMatch(/Usage\n {2}fuss .*\n\nOptions\n/);
+      expect(h.stdout()).toMatch(/Examples/);
+    }
+  });
+
+  it('exits 2 with one readable line and the help on usage errors', async () => {
+    const cases: [string[], RegExp][] = [
+      [['nonsense'], /unknown command "nonsense"/],
+      [['features'], /missing required option --data/],
+      [['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', 'many'], /--kmeans must be an integer \(got "many"\)/],
+      [['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', '0'], /--kmeans must be at least 1/],
+      [['features', '--data', data, '--backbone', models.cnn, '--bogus'], /Unknown option '--bogus'/],
+      [['features', '--data', data, '--backbone', models.cnn, '--device', 'tpu'], /--device must be one of cpu, cuda/],
+      [['backbone', 'pull', 'dino-huge'], /unknown backbone "dino-huge"/],
+    ];
+    for (const [argv, message] of cases) {
+      const r = fakeIo();
+      expect(await main(argv, r.io), argv.join(' ')).toBe(2);
+      expect(r.stderr().split('\n')[0]).toMatch(message);
+    }
+  });
+
+  it('exits 1 with a one-line error on bad data, and no stack without --debug', async () => {
+    const r = fakeIo();
+    expect(await main(['features', '--data', join(dir.path, 'missing'), '--backbone', models.cnn], r.io)).toBe(1);
+    expect(r.stderr()).toMatch(/^error: dataset folder .*missing does not exist/m);
+    expect(r.stderr()).not.toMatch(/\n\s+at /);
+    const d = fakeIo();
+    expect(await main(['features', '--data', data, '--backbone', join(dir.path, 'nope.onnx'), '--debug'], d.io)).toBe(1);
+    expect(d.stderr()).toMatch(/cannot read backbone model .*nope\.onnx: ENOENT/);
+    expect(d.stderr()).toMatch(/\n\s+at /);
+  });
+});
+
+describe('fuss features', () => {
+  it('extracts, then reads everything from the cache on the second run', async () => {
+    const cache = join(dir.path, 'cache-features');
+    const first = fakeIo();
+    expect(await main(['features', '--data', data, '--backbone', models.cnn, '--cache', cache, '--json'], first.io)).toBe(0);
+    expect(JSON.parse(first.stdout())).toMatchObject({ images: 6, computed: 6, cached: 0, featureShape: '8x12x16' });
+    const second = fakeIo();
+    expect(await main(['features', '--data', data, '--backbone', models.cnn, '--cache', cache, '--json'], second.io)).toBe(0);
+    expect(JSON.parse(second.stdout())).toMatchObject({ images: 6, computed: 0, cached: 6 });
+    expect(first.stderr()).toMatch(/features: 6\/6/);
+  });
+
+  it('works on ViT tokens and on several outputs', async () => {
+    const vit = fakeIo();
+    expect(await main(['features', '--data', data, '--backbone', models.vit, '--input-size', 'native/4', '--no-cache', '--json'], vit.io)).toBe(0);
+    expect(JSON.parse(vit.stdout()).featureShape).toBe('16x6x8');
+    const multi = fakeIo();
+    expect(await main(['features', '--data', data, '--backbone', models.cnn, '--outputs', 'feat_s2,feat_s4', '--no-cache', '--json'], multi.io)).toBe(0);
+    expect(JSON.parse(multi.stdout()).featureShape).toBe('20x12x16');
+  });
+});
+
+describe('fuss evaluate --kmeans', () => {
+  it('separates the two regions of the synthetic images', async () => {
+    const r = fakeIo();
+    const code = await main(['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', '2', '--cache', join(dir.path, 'cache-eval'), '--json'], r.io);
+    expect(code, r.stderr()).toBe(0);
+    const result = JSON.parse(r.stdout());
+    expect(Object.keys(result.perClassIoU)).toEqual(['warm', 'cold']);
+    expect(result.images).toBe(6);
+    // Two colour regions, two clusters: nearly every pixel is matched (the split column is blurred at stride 2).
+    expect(result.mIoU).toBeGreaterThan(85);
+    expect(result.pixelAccuracy).toBeGreaterThan(90);
+  });
+
+  it('is reproducible for a seed', async () => {
+    const run = async () => {
+      const r = fakeIo();
+      await main(['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', '3', '--seed', '7', '--no-cache', '--json'], r.io);
+      const { seconds: _s, ...rest } = JSON.parse(r.stdout());
+      return rest;
+    };
+    expect(await run()).toEqual(await run());
+  });
+
+  it('refuses an unlabelled evaluation set', async () => {
+    const r = fakeIo();
+    expect(await main(['evaluate', '--data', join(data, 'images'), '--backbone', models.cnn, '--kmeans', '2'], r.io)).toBe(1);
+    expect(r.stderr()).toMatch(/dataset\.json is missing/);
+  });
+});
+
+describe('fuss backbone pull', () => {
+  let server: Server;
+  let hubUrl: string;
+  const requests: string[] = [];
+  const model = buildTinyVit();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      requests.push(req.url ?? '');
+      if (req.url === '/Xenova/dino-vits8/resolve/main/onnx/model.onnx') {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': model.length });
+        res.end(Buffer.from(model));
+      } else {
+        res.writeHead(404).end('not found');
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    hubUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('downloads the model, writes a descriptor, and the backbone then works', async () => {
+    const modelsDir = join(dir.path, 'pulled');
+    const r = fakeIo();
+    expect(await main(['backbone', 'pull', 'dino-vits8', '--models', modelsDir, '--hub-url', hubUrl, '--json'], r.io), r.stderr()).toBe(0);
+    const result = JSON.parse(r.stdout());
+    expect(result).toMatchObject({ name: 'dino-vits8', downloaded: true, bytes: model.length });
+    const descriptor = JSON.parse(await readFile(join(modelsDir, 'dino-vits8.backbone.json'), 'utf8'));
+    expect(descriptor).toMatchObject({ id: 'dino-vits8', kind: 'vit', stride: 8, input: 'pixel_values', outputs: ['last_hidden_state'], sha256: result.sha256 });
+    expect(Buffer.compare(await readFile(join(modelsDir, 'dino-vits8.onnx')), Buffer.from(model))).toBe(0);
+
+    // A second pull keeps the verified copy.
+    const again = fakeIo();
+    expect(await main(['backbone', 'pull', 'dino-vits8', '--models', modelsDir, '--hub-url', hubUrl, '--json'], again.io)).toBe(0);
+    expect(JSON.parse(again.stdout()).downloaded).toBe(false);
+
+    // The pulled model runs through its descriptor (fixed 224 x 224 input; the tiny model's patch is 4).
+    const f = fakeIo();
+    const code = await main(['features', '--data', data, '--backbone', join(modelsDir, 'dino-vits8.onnx'), '--no-cache', '--json'], f.io);
+    expect(code, f.stderr()).toBe(0);
+    expect(JSON.parse(f.stdout()).featureShape).toBe('16x56x56');
+  });
+
+  it('explains a missing file on the hub and an unreachable hub', async () => {
+    const missing = fakeIo();
+    expect(await main(['backbone', 'pull', 'dino-vitb16', '--models', join(dir.path, 'x'), '--hub-url', hubUrl], missing.io)).toBe(1);
+    expect(missing.stderr()).toMatch(/cannot download .*dino-vitb16.*HTTP 404/);
+    const offline = fakeIo();
+    // A loopback port that was just free: nothing listens there, so the connection is refused at once.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    expect(await main(['backbone', 'pull', 'dino-vits16', '--models', join(dir.path, 'y'), '--hub-url', `http://127.0.0.1:${port}`], offline.io)).toBe(1);
+    expect(offline.stderr()).toMatch(/cannot download .*ECONNREFUSED.*--hub-url/);
+    expect(offline.stderr().trim().split('\n')).toHaveLength(1);
+  });
+});

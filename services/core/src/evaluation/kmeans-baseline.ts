@@ -1,0 +1,94 @@
+// The raw-feature k-means baseline (DESIGN "Baselines"): sample unit-normalised feature cells from
+// the fitting images, run k-means, and use the centres as centroids for evaluation.
+
+import type { Backbone } from '../backbone/backbone.js';
+import type { Dataset } from '../dataset/dataset.js';
+import { extractFeatures, type ExtractOptions } from '../features/extract.js';
+import { kmeans } from '../cluster/kmeans.js';
+import { createRng, type Rng } from '../math/rng.js';
+import { ConfigError } from '../errors.js';
+import type { FeatureMap } from '../backbone/backbone.js';
+
+export interface KMeansBaselineOptions extends ExtractOptions {
+  k: number;
+  seed?: number;
+  /** Feature cells sampled over the whole fitting set (spread evenly over images). Default 100 000. */
+  maxSamples?: number;
+  /** k-means restarts (default 3) and iteration cap (default 100). */
+  restarts?: number;
+  maxIterations?: number;
+}
+
+export interface FittedCentroids {
+  /** [k, channels] k-means centres of unit-normalised cells (normalise before cosine use). */
+  centroids: Float32Array;
+  k: number;
+  channels: number;
+  samples: number;
+  inertia: number;
+  iterations: number;
+}
+
+/**
+ * Writes up to `count` random cells of a feature map, each L2-normalised, as rows of `out` starting
+ * at row `firstRow`; zero cells are skipped. Returns the number of rows written.
+ * @param out [rows, channels]
+ */
+export function sampleUnitCells(features: FeatureMap, count: number, rng: Rng, out: Float32Array, firstRow: number): number {
+  const cells = features.height * features.width;
+  const c = features.channels;
+  const picks = count >= cells ? Array.from({ length: cells }, (_, i) => i) : sampleWithoutReplacement(cells, count, rng);
+  let row = firstRow;
+  for (const p of picks) {
+    let norm = 0;
+    for (let ch = 0; ch < c; ch++) norm += features.data[ch * cells + p] ** 2;
+    if (norm === 0) continue;
+    const scale = 1 / Math.sqrt(norm);
+    for (let ch = 0; ch < c; ch++) out[row * c + ch] = features.data[ch * cells + p] * scale;
+    row++;
+  }
+  return row - firstRow;
+}
+
+function sampleWithoutReplacement(n: number, count: number, rng: Rng): number[] {
+  const chosen = new Set<number>();
+  while (chosen.size < count) chosen.add(rng.int(n));
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/** Fits k-means centroids on unit-normalised backbone features of a dataset's images. */
+export async function fitKMeansCentroids(dataset: Dataset, backbone: Backbone, options: KMeansBaselineOptions): Promise<FittedCentroids> {
+  const rng = createRng(options.seed ?? 0);
+  const maxSamples = options.maxSamples ?? 100_000;
+  const perImage = Math.max(1, Math.ceil(maxSamples / dataset.items.length));
+  let points = new Float32Array(0);
+  let channels = 0;
+  let rows = 0;
+  for await (const { features } of extractFeatures(dataset.items, backbone, options)) {
+    if (channels === 0) {
+      channels = features.channels;
+      points = new Float32Array(perImage * dataset.items.length * channels);
+    } else if (features.channels !== channels) {
+      throw new ConfigError(`feature maps disagree on channels (${features.channels} vs ${channels})`);
+    }
+    rows += sampleUnitCells(features, perImage, rng, points, rows);
+  }
+  if (rows < options.k) {
+    throw new ConfigError(`k-means with k = ${options.k} needs at least ${options.k} feature cells, the fitting set gave ${rows}`);
+  }
+  points = points.subarray(0, rows * channels);
+  const result = kmeans(points, channels, {
+    k: options.k,
+    rng: rng.fork(),
+    restarts: options.restarts ?? 3,
+    maxIterations: options.maxIterations ?? 100,
+  });
+  return {
+    centroids: result.centroids,
+    k: options.k,
+    channels,
+    samples: rows,
+    inertia: result.inertia,
+    iterations: result.iterations,
+  };
+}

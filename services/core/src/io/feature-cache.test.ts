@@ -1,0 +1,96 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readFile, writeFile, truncate, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FeatureCache, imageContentHash } from './feature-cache.js';
+import { extractFeatures } from '../features/extract.js';
+import { Backbone } from '../backbone/backbone.js';
+import { openDataset } from '../dataset/dataset.js';
+import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../test-support/fixtures.js';
+import { expectClose } from '../test-support/expect-close.js';
+
+let dir: { path: string; remove: () => Promise<void> };
+beforeEach(async () => {
+  dir = await makeTempDir();
+});
+afterEach(() => dir.remove());
+
+const map = { channels: 3, height: 2, width: 2, data: new Float32Array([0, 1, -2, 0.5, 3.25, -0.125, 7, 8, 9, 10, 11, 1e-3]) };
+
+describe('FeatureCache', () => {
+  it('round-trips a feature map through float16', async () => {
+    const cache = new FeatureCache(dir.path, 'cfg');
+    const key = imageContentHash(new Uint8Array([1, 2, 3]));
+    expect(await cache.get(key)).toEqual({ status: 'miss' });
+    await cache.put(key, map);
+    const hit = await cache.get(key);
+    expect(hit.status).toBe('hit');
+    if (hit.status !== 'hit') return;
+    expect([hit.features.channels, hit.features.height, hit.features.width]).toEqual([3, 2, 2]);
+    // float16 keeps 11 significant bits: relative error <= 2^-11.
+    expectClose(hit.features.data, map.data, { atol: 1e-6, rtol: 2 ** -11 });
+  });
+
+  it('keeps backbones apart: another config key misses', async () => {
+    const key = imageContentHash(new Uint8Array([4]));
+    await new FeatureCache(dir.path, 'backbone-a').put(key, map);
+    expect((await new FeatureCache(dir.path, 'backbone-b').get(key)).status).toBe('miss');
+  });
+
+  it('reports truncated, bit-flipped and foreign entries as corrupt', async () => {
+    const cache = new FeatureCache(dir.path, 'cfg');
+    const key = imageContentHash(new Uint8Array([5]));
+    await cache.put(key, map);
+    const path = cache.pathFor(key);
+    const good = await readFile(path);
+
+    await truncate(path, good.length - 3);
+    expect(await cache.get(key)).toMatchObject({ status: 'corrupt', reason: expect.stringMatching(/bytes/) });
+
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 1] ^= 0x40;
+    await writeFile(path, flipped);
+    expect(await cache.get(key)).toMatchObject({ status: 'corrupt', reason: expect.stringMatching(/checksum/) });
+
+    await writeFile(path, good.subarray(0, 10));
+    expect((await cache.get(key)).status).toBe('corrupt');
+
+    await writeFile(path, 'garbage that is long enough to have a header');
+    expect((await cache.get(key)).status).toBe('corrupt');
+  });
+});
+
+describe('extractFeatures with the cache', () => {
+  it('runs the backbone once per image, then reads the cache; a damaged entry is recomputed', async () => {
+    const data = join(dir.path, 'data');
+    await makeTinyDataset(data, { images: 4 });
+    const models = await writeTinyBackbones(join(dir.path, 'models'));
+    const dataset = await openDataset(data);
+    const cacheDir = join(dir.path, 'cache');
+    const backbone = await Backbone.open(models.cnn);
+    const sources = async () => {
+      const out: string[] = [];
+      for await (const r of extractFeatures(dataset.items, backbone, { cacheDir })) out.push(r.source);
+      return out;
+    };
+    expect(await sources()).toEqual(['computed', 'computed', 'computed', 'computed']);
+    expect(await sources()).toEqual(['hit', 'hit', 'hit', 'hit']);
+
+    const configDir = join(cacheDir, (await readdir(cacheDir))[0]);
+    const shard = join(configDir, (await readdir(configDir))[0]);
+    const entry = join(shard, (await readdir(shard))[0]);
+    await truncate(entry, 20);
+    const logs: string[] = [];
+    const again: string[] = [];
+    for await (const r of extractFeatures(dataset.items, backbone, { cacheDir, log: (l) => logs.push(l) })) again.push(r.source);
+    expect(again.filter((s) => s === 'recomputed')).toHaveLength(1);
+    expect(logs.join('\n')).toMatch(/damaged/);
+    expect(await sources()).toEqual(['hit', 'hit', 'hit', 'hit']);
+
+    // Cached features equal freshly computed ones within float16 precision.
+    const fresh = [];
+    for await (const r of extractFeatures(dataset.items, backbone)) fresh.push(r.features.data);
+    let i = 0;
+    for await (const r of extractFeatures(dataset.items, backbone, { cacheDir })) expectClose(r.features.data, fresh[i++], { atol: 1e-3, rtol: 2 ** -10 });
+    await backbone.close();
+  });
+});

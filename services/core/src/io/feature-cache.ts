@@ -1,0 +1,111 @@
+// On-disk cache of backbone features, keyed by image content hash and the backbone's feature
+// configuration key. Values are float16. A truncated or corrupt entry is detected (length and CRC-32
+// checks) and treated as a miss, so the caller recomputes it.
+//
+// Entry layout: "FUSSFEAT" | u32 LE header length | JSON header | float16 data (little-endian).
+
+import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+import { join } from 'node:path';
+import { float16ToFloat32, float32ToFloat16 } from './float16.js';
+import type { FeatureMap } from '../backbone/backbone.js';
+
+const MAGIC = 'FUSSFEAT';
+const FORMAT_VERSION = 1;
+
+interface EntryHeader {
+  version: number;
+  dtype: 'float16';
+  dims: [number, number, number];
+  configKey: string;
+  imageSha256: string;
+  crc32: number;
+}
+
+/** sha256 (hex) of image bytes, the cache's content key. */
+export function imageContentHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export type CacheLookup = { status: 'hit'; features: FeatureMap } | { status: 'miss' } | { status: 'corrupt'; reason: string };
+
+export class FeatureCache {
+  /**
+   * @param root cache folder (created on first write)
+   * @param configKey `featureConfigKey(descriptor)`: entries of other backbones or settings never match
+   */
+  constructor(
+    readonly root: string,
+    readonly configKey: string,
+  ) {}
+
+  pathFor(imageSha256: string): string {
+    return join(this.root, this.configKey, imageSha256.slice(0, 2), `${imageSha256}.f16`);
+  }
+
+  /** Reads an entry; a missing file is a miss, a damaged one is reported as corrupt (never thrown). */
+  async get(imageSha256: string): Promise<CacheLookup> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.pathFor(imageSha256));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'miss' };
+      return { status: 'corrupt', reason: (err as Error).message };
+    }
+    try {
+      return { status: 'hit', features: decodeEntry(bytes, this.configKey, imageSha256) };
+    } catch (err) {
+      return { status: 'corrupt', reason: (err as Error).message };
+    }
+  }
+
+  /** Writes an entry atomically (temporary file + rename), so readers never see half an entry. */
+  async put(imageSha256: string, features: FeatureMap): Promise<void> {
+    const path = this.pathFor(imageSha256);
+    await mkdir(join(this.root, this.configKey, imageSha256.slice(0, 2)), { recursive: true });
+    const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(temporary, encodeEntry(features, this.configKey, imageSha256));
+      await rename(temporary, path);
+    } catch (err) {
+      await rm(temporary, { force: true });
+      throw err;
+    }
+  }
+}
+
+function encodeEntry(features: FeatureMap, configKey: string, imageSha256: string): Buffer {
+  const half = float32ToFloat16(features.data);
+  const data = new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
+  const header: EntryHeader = {
+    version: FORMAT_VERSION,
+    dtype: 'float16',
+    dims: [features.channels, features.height, features.width],
+    configKey,
+    imageSha256,
+    crc32: crc32(data),
+  };
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  const prefix = Buffer.alloc(12);
+  prefix.write(MAGIC, 0, 'latin1');
+  prefix.writeUInt32LE(json.length, 8);
+  return Buffer.concat([prefix, json, data]);
+}
+
+function decodeEntry(bytes: Buffer, configKey: string, imageSha256: string): FeatureMap {
+  if (bytes.length < 12 || bytes.toString('latin1', 0, 8) !== MAGIC) throw new Error('bad magic');
+  const headerLength = bytes.readUInt32LE(8);
+  if (12 + headerLength > bytes.length) throw new Error('truncated header');
+  const header = JSON.parse(bytes.toString('utf8', 12, 12 + headerLength)) as EntryHeader;
+  if (header.version !== FORMAT_VERSION || header.dtype !== 'float16') throw new Error(`unsupported entry version ${header.version}`);
+  if (header.configKey !== configKey || header.imageSha256 !== imageSha256) throw new Error('entry belongs to another image or backbone');
+  const [channels, height, width] = header.dims;
+  const expected = channels * height * width * 2;
+  const dataStart = 12 + headerLength;
+  if (bytes.length - dataStart !== expected) throw new Error(`data is ${bytes.length - dataStart} bytes, expected ${expected}`);
+  // Copy so the Uint16Array is aligned whatever the header length.
+  const data = new Uint8Array(bytes.subarray(dataStart));
+  if (crc32(data) !== header.crc32) throw new Error('checksum mismatch');
+  return { channels, height, width, data: float16ToFloat32(new Uint16Array(data.buffer, 0, data.length / 2)) };
+}
