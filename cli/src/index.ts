@@ -6,8 +6,9 @@ import { parseOptions, renderHelp, UsageError, type Command } from './options.js
 import { featuresCommand } from './commands/features.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { backbonePullCommand } from './commands/backbone-pull.js';
+import { trainCommand } from './commands/train.js';
 
-export const COMMANDS: Command[] = [featuresCommand, evaluateCommand, backbonePullCommand];
+export const COMMANDS: Command[] = [featuresCommand, trainCommand, evaluateCommand, backbonePullCommand];
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -6,11 +6,12 @@ import { UsageError } from '../options.js';
 export const evaluateCommand: Command = {
   name: 'evaluate',
   summary: 'Evaluate unsupervised segmentation (mIoU, pixel accuracy) on a labelled dataset.',
-  usage: 'fuss evaluate --data DIR --backbone ONNX --kmeans K [--fit-data DIR] [--json]',
+  usage: 'fuss evaluate --data DIR --backbone ONNX (--kmeans K [--fit-data DIR] | --model FILE) [--json]',
   options: [
     { name: 'data', type: 'string', arg: 'DIR', description: 'Labelled dataset to evaluate on (images/, labels/, dataset.json)', required: true },
     ...BACKBONE_OPTIONS,
     { name: 'kmeans', type: 'integer', arg: 'K', description: 'Raw-feature k-means baseline with K clusters', min: 1 },
+    { name: 'model', type: 'string', arg: 'FILE', description: 'Evaluate a trained model (safetensors from fuss train)' },
     { name: 'fit-data', type: 'string', arg: 'DIR', description: 'Images to fit k-means on (default: --data)' },
     { name: 'fit-samples', type: 'integer', arg: 'N', description: 'Feature cells sampled for fitting', default: 100000, min: 1 },
     { name: 'restarts', type: 'integer', arg: 'N', description: 'k-means restarts', default: 3, min: 1 },
@@ -19,34 +20,63 @@ export const evaluateCommand: Command = {
   ],
   examples: [
     'fuss evaluate --data ../shared/data/camvid/val --fit-data ../shared/data/camvid/train \\\n    --backbone ../shared/models/mobilenetv2-int8-features.onnx --kmeans 11 --json',
+    'fuss evaluate --data ../shared/data/camvid/val --backbone ../shared/models/mobilenetv2-int8-features.onnx \\\n    --model models/camvid.safetensors --json',
   ],
   async run(values, _positionals, io) {
-    if (values.kmeans === undefined) throw new UsageError('choose what to evaluate: --kmeans K (raw-feature k-means baseline)');
+    if ((values.kmeans === undefined) === (values.model === undefined)) {
+      throw new UsageError('choose what to evaluate: --kmeans K (raw-feature k-means baseline) or --model FILE');
+    }
     const core: typeof import('@fuss/core') = await import('@fuss/core');
-    const k = values.kmeans as number;
     const evalSet = await core.openDataset(values.data as string);
     core.requireLabels(evalSet);
-    const fitSet = values['fit-data'] ? await core.openDataset(values['fit-data'] as string) : evalSet;
     const backbone = await openBackbone(values, io);
     const cacheDir = cacheDirOf(values);
     const log = (line: string) => io.stderr(`${line}\n`);
     const started = performance.now();
+    const disposers: (() => Promise<void>)[] = [() => backbone.close()];
     try {
-      const fitProgress = createProgress(io, 'features (fit)', fitSet.items.length);
-      const fitted = await core.fitKMeansCentroids(fitSet, backbone, {
-        k,
-        seed: values.seed as number,
-        maxSamples: values['fit-samples'] as number,
-        restarts: values.restarts as number,
-        cacheDir,
-        log,
-        onProgress: (done) => fitProgress.update(done),
-      });
-      fitProgress.done(`k-means on ${fitted.samples} cells x ${fitted.channels} channels`);
+      let centroids: Float32Array;
+      let k: number;
+      let method: string;
+      let codes: import('@fuss/core').CodeFunction | undefined;
+      if (values.model !== undefined) {
+        const path = values.model as string;
+        const { readFile } = await import('node:fs/promises');
+        let bytes: Uint8Array;
+        try {
+          bytes = await readFile(path);
+        } catch (err) {
+          throw new core.FussError(`cannot read model ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+        const model = core.decodeModel(bytes, { backboneSha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) }, path);
+        const engine = await core.createEngine('onnx', { threads: values.threads as number });
+        disposers.push(() => engine.dispose());
+        centroids = model.centroids;
+        k = model.k;
+        method = `model ${path}`;
+        codes = core.headCodeFunction(engine, model.head, model.channels, model.codeDim);
+      } else {
+        k = values.kmeans as number;
+        const fitSet = values['fit-data'] ? await core.openDataset(values['fit-data'] as string) : evalSet;
+        const fitProgress = createProgress(io, 'features (fit)', fitSet.items.length);
+        const fitted = await core.fitKMeansCentroids(fitSet, backbone, {
+          k,
+          seed: values.seed as number,
+          maxSamples: values['fit-samples'] as number,
+          restarts: values.restarts as number,
+          cacheDir,
+          log,
+          onProgress: (done) => fitProgress.update(done),
+        });
+        fitProgress.done(`k-means on ${fitted.samples} cells x ${fitted.channels} channels`);
+        centroids = fitted.centroids;
+        method = `kmeans-${k}`;
+      }
       const evalProgress = createProgress(io, 'evaluate', evalSet.items.length);
-      const metrics = await core.evaluateCentroids(evalSet, backbone, fitted.centroids, k, {
+      const metrics = await core.evaluateCentroids(evalSet, backbone, centroids, k, {
         cacheDir,
         log,
+        codes,
         onProgress: (done) => evalProgress.update(done),
       });
       evalProgress.done(`${metrics.images} images`);
@@ -56,7 +86,7 @@ export const evaluateCommand: Command = {
         pixelAccuracy: round(metrics.pixelAccuracy),
         perClassIoU: Object.fromEntries(Object.entries(metrics.perClassIoU).map(([name, v]) => [name, v === null ? null : round(v)])),
         images: metrics.images,
-        method: `kmeans-${k}`,
+        method,
         backbone: backbone.descriptor.id,
         outputs: backbone.descriptor.outputs,
         seed: values.seed,
@@ -69,7 +99,7 @@ export const evaluateCommand: Command = {
       }
       return 0;
     } finally {
-      await backbone.close();
+      for (const dispose of disposers) await dispose();
     }
   },
 };

@@ -51,7 +51,8 @@ export function toHalfBits(value: number): number {
   return half;
 }
 
-const halfToFloatTable = new Float32Array(65536);
+/** float32 value of every half bit pattern (index = bits). */
+export const halfToFloatTable = new Float32Array(65536);
 for (let h = 0; h < 65536; h++) {
   const sign = h & 0x8000 ? -1 : 1;
   const exponent = (h >>> 10) & 0x1f;

@@ -41,7 +41,9 @@ export function expectClose(
     if (Number.isNaN(a) && Number.isNaN(e)) continue;
     if (a === e) continue; // also covers equal infinities
     const diff = Math.abs(a - e);
-    if (!(diff <= atol + rtol * Math.abs(e))) {
+    // A non-finite value equals only itself (handled above); without this check an infinite
+    // expected value would make the tolerance infinite.
+    if (!Number.isFinite(a) || !Number.isFinite(e) || !(diff <= atol + rtol * Math.abs(e))) {
       throw new Error(
         `${what}: index ${i} is ${a}, expected ${e} (|diff| ${diff} > atol ${atol} + rtol ${rtol} * |expected|)`,
       );

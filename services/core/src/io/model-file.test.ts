@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { decodeModel, encodeModel, IncompatibleModelError, type SegmentationModel } from './model-file.js';
+import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
+import { initCentroids, initHead } from '../head/head-init.js';
+import { createRng } from '../math/rng.js';
+
+function model(): SegmentationModel {
+  const rng = createRng(1);
+  return {
+    head: initHead({ channels: 6, codeDim: 3 }, rng),
+    centroids: initCentroids(4, 3, rng),
+    channels: 6,
+    codeDim: 3,
+    k: 4,
+    backbone: { id: 'tiny', sha256: 'a'.repeat(64), featureKey: 'key1' },
+    round: 2,
+    version: 5,
+    info: { steps: 10 },
+  };
+}
+
+describe('model file', () => {
+  it('round-trips with PyTorch 1x1-conv shapes', () => {
+    const original = model();
+    const bytes = encodeModel(original);
+    const raw = decodeSafetensors(bytes);
+    expect(raw.tensors['head.l2.weight'].dims).toEqual([6, 6, 1, 1]);
+    expect(raw.tensors['head.l1.weight'].dims).toEqual([3, 6, 1, 1]);
+    expect(raw.tensors.centroids.dims).toEqual([4, 3]);
+    expect(raw.metadata).toMatchObject({ backbone_sha256: 'a'.repeat(64), k: '4', round: '2', version: '5' });
+    const decoded = decodeModel(bytes, { backboneSha256: 'a'.repeat(64), featureKey: 'key1', k: 4 });
+    expect(decoded.head.l3Weight).toEqual(original.head.l3Weight);
+    expect(decoded.centroids).toEqual(original.centroids);
+    expect(decoded.info).toEqual({ steps: 10 });
+  });
+
+  it('refuses another backbone, other features or another K', () => {
+    const bytes = encodeModel(model());
+    expect(() => decodeModel(bytes, { backboneSha256: 'b'.repeat(64) })).toThrow(IncompatibleModelError);
+    expect(() => decodeModel(bytes, { featureKey: 'other' })).toThrow(/other backbone features/);
+    expect(() => decodeModel(bytes, { k: 5 })).toThrow(/k 4, expected 5/);
+  });
+
+  it('refuses missing, extra or misshapen tensors and foreign files', () => {
+    const { tensors, metadata } = decodeSafetensors(encodeModel(model()));
+    const without = { ...tensors };
+    delete without.centroids;
+    expect(() => decodeModel(encodeSafetensors(without, metadata))).toThrow(/"centroids" is missing/);
+    expect(() => decodeModel(encodeSafetensors({ ...tensors, extra: { dims: [1], data: new Float32Array(1) } }, metadata))).toThrow(/unexpected tensors extra/);
+    expect(() => decodeModel(encodeSafetensors({ ...tensors, centroids: { dims: [3, 4], data: new Float32Array(12) } }, metadata))).toThrow(/shape \[3,4\], expected \[4,3\]/);
+    expect(() => decodeModel(encodeSafetensors(tensors, { ...metadata, format: 'other' }))).toThrow(/not a FUSS model/);
+  });
+});
