@@ -30,8 +30,8 @@ describe('fuss (dispatch and help)', () => {
   it('prints the command list and per-command help', async () => {
     const top = fakeIo();
     expect(await main(['--help'], top.io)).toBe(0);
-    expect(top.stdout()).toMatch(/features.*\n.*evaluate.*\n.*backbone pull/);
-    for (const command of [['features'], ['evaluate'], ['backbone', 'pull']]) {
+    for (const name of ['features', 'train', 'evaluate', 'backbone pull']) expect(top.stdout()).toMatch(new RegExp(`\\n  ${name} +\\S`));
+    for (const command of [['features'], ['train'], ['evaluate'], ['backbone', 'pull']]) {
       const h = fakeIo();
       expect(await main([...command, '--help'], h.io)).toBe(0);
       expect(h.stdout()).toMatch(/Usage\n {2}fuss .*\n\nOptions\n/);
@@ -117,6 +117,49 @@ describe('fuss evaluate --kmeans', () => {
     const r = fakeIo();
     expect(await main(['evaluate', '--data', join(data, 'images'), '--backbone', models.cnn, '--kmeans', '2'], r.io)).toBe(1);
     expect(r.stderr()).toMatch(/dataset\.json is missing/);
+  });
+});
+
+describe('fuss train and evaluate --model', () => {
+  const trainArgs = (out: string, extra: string[] = []) => [
+    'train', '--data', data, '--backbone', models.cnn, '--k', '2', '--steps', '15', '--out', out,
+    '--queries', '3', '--negatives', '2', '--code-dim', '4', '--cache', join(dir.path, 'cache-train'), '--json', ...extra,
+  ];
+
+  it('trains with each engine, writes a model that evaluate reads, and resumes from it', async () => {
+    for (const engine of ['onnx', 'tfjs']) {
+      const out = join(dir.path, `model-${engine}.safetensors`);
+      const r = fakeIo();
+      expect(await main(trainArgs(out, ['--engine', engine]), r.io), r.stderr()).toBe(0);
+      expect(JSON.parse(r.stdout())).toMatchObject({ steps: 15, engine });
+      expect(r.stderr()).toMatch(new RegExp(`engine: ${engine}`));
+      expect(r.stderr()).toMatch(/shifts calibrated at quantiles 0.7\/0.7\/0.85/);
+      const e = fakeIo();
+      expect(await main(['evaluate', '--data', data, '--backbone', models.cnn, '--model', out, '--no-cache', '--json'], e.io), e.stderr()).toBe(0);
+      const metrics = JSON.parse(e.stdout());
+      expect(metrics.images).toBe(6);
+      expect(metrics.mIoU).toBeGreaterThanOrEqual(0);
+      expect(metrics.method).toMatch(/model/);
+    }
+    const resumed = fakeIo();
+    const out = join(dir.path, 'model-onnx.safetensors');
+    expect(await main(trainArgs(join(dir.path, 'resumed.safetensors'), ['--resume', out]), resumed.io), resumed.stderr()).toBe(0);
+    expect(JSON.parse(resumed.stdout()).steps).toBe(30);
+  });
+
+  it('refuses a model of another backbone and bad training options', async () => {
+    const out = join(dir.path, 'model-onnx.safetensors');
+    const e = fakeIo();
+    expect(await main(['evaluate', '--data', data, '--backbone', models.vit, '--model', out, '--no-cache'], e.io)).toBe(1);
+    expect(e.stderr()).toMatch(/was trained on backbone tiny-cnn/);
+    const shifts = fakeIo();
+    expect(await main(trainArgs(join(dir.path, 'x.safetensors'), ['--shifts', '1,2']), shifts.io)).toBe(2);
+    expect(shifts.stderr()).toMatch(/--shifts must be three numbers/);
+    const both = fakeIo();
+    expect(await main(['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', '2', '--model', out], both.io)).toBe(2);
+    const missing = fakeIo();
+    expect(await main(['evaluate', '--data', data, '--backbone', models.cnn, '--model', join(dir.path, 'none.safetensors')], missing.io)).toBe(1);
+    expect(missing.stderr()).toMatch(/cannot read model .*none\.safetensors: ENOENT/);
   });
 });
 

@@ -23,7 +23,8 @@ export const trainCommand: Command = {
     { name: 'negatives', type: 'integer', arg: 'N', description: 'Random negative supports per query', default: 5, min: 0 },
     { name: 'code-dim', type: 'integer', arg: 'D', description: 'Code dimension of the head', default: 70, min: 1 },
     { name: 'lambda', type: 'number', arg: 'L', description: 'Centroid repulsion weight of Eq. 5', default: 0, min: 0 },
-    { name: 'shifts', type: 'string', arg: 'I,P,N', description: 'Correspondence shifts intra,inter,neg, or "stego" (0.458,0.175,0.314)', default: 'stego' },
+    { name: 'shifts', type: 'string', arg: 'MODE', description: 'Correspondence shifts: "calibrate" (quantiles of this data\'s feature correlations), "stego" (0.458,0.175,0.314, tuned for DINO) or intra,inter,neg', default: 'calibrate' },
+    { name: 'shift-quantiles', type: 'string', arg: 'I,P,N', description: 'Quantiles used by --shifts calibrate', default: '0.7,0.7,0.85' },
     { name: 'no-centre', type: 'boolean', description: 'Do not subtract the mean feature before the feature cosine' },
     { name: 'head-lr', type: 'number', arg: 'LR', description: 'Adam learning rate of the head', default: 5e-4, min: 0 },
     { name: 'centroid-lr', type: 'number', arg: 'LR', description: 'Adam learning rate of the centroids', default: 5e-3, min: 0 },
@@ -35,7 +36,10 @@ export const trainCommand: Command = {
   async run(values, _positionals, io) {
     const core: typeof import('@fuss/core') = await import('@fuss/core');
     const log = (line: string) => io.stderr(`${line}\n`);
-    const shifts = parseShifts(values.shifts as string, core.TRAINING_DEFAULTS.stegoShifts);
+    const shiftMode = values.shifts as string;
+    const fixedShifts =
+      shiftMode === 'calibrate' ? undefined : shiftMode === 'stego' ? { ...core.TRAINING_DEFAULTS.stegoShifts } : parseTerms(shiftMode, '--shifts');
+    const quantiles = parseTerms(values['shift-quantiles'] as string, '--shift-quantiles');
     const dataset = await core.openDataset(values.data as string);
     const backbone = await openBackbone(values, io);
     const featureKey = core.featureConfigKey(backbone.descriptor);
@@ -55,7 +59,24 @@ export const trainCommand: Command = {
         startSteps = Number(model.info?.steps ?? 0);
         log(`resuming from ${values.resume} (${startSteps} steps)`);
       }
+      const batchOptions = {
+        queries: values.queries as number,
+        negatives: values.negatives as number,
+        sampling: values.sampling as 'sampled' | 'full',
+        samplePoints: core.TRAINING_DEFAULTS.samplePoints,
+        weights: core.TRAINING_DEFAULTS.weights,
+        shifts: fixedShifts ?? core.TRAINING_DEFAULTS.stegoShifts,
+        centre: !values['no-centre'],
+        dropout: core.TRAINING_DEFAULTS.dropout,
+      };
+      if (!fixedShifts) {
+        const calibration = core.calibrateShifts(store, batchOptions, core.createRng((values.seed as number) + 7919), quantiles);
+        batchOptions.shifts = calibration.shifts;
+        const f = (v: number) => v.toFixed(3);
+        log(`shifts calibrated at quantiles ${quantiles.intra}/${quantiles.inter}/${quantiles.neg}: intra ${f(calibration.shifts.intra)}, inter ${f(calibration.shifts.inter)}, neg ${f(calibration.shifts.neg)}`);
+      }
       const options = {
+        ...batchOptions,
         steps: values.steps as number,
         k,
         codeDim,
@@ -63,14 +84,6 @@ export const trainCommand: Command = {
         headLr: values['head-lr'] as number,
         centroidLr: values['centroid-lr'] as number,
         seed: (values.seed as number) + startSteps,
-        queries: values.queries as number,
-        negatives: values.negatives as number,
-        sampling: values.sampling as 'sampled' | 'full',
-        samplePoints: core.TRAINING_DEFAULTS.samplePoints,
-        weights: core.TRAINING_DEFAULTS.weights,
-        shifts,
-        centre: !values['no-centre'],
-        dropout: core.TRAINING_DEFAULTS.dropout,
       };
       const progress = createProgress(io, 'train', options.steps);
       const started = performance.now();
@@ -124,9 +137,10 @@ export const trainCommand: Command = {
   },
 };
 
-function parseShifts(text: string, stego: { intra: number; inter: number; neg: number }) {
-  if (text === 'stego') return { ...stego };
+function parseTerms(text: string, flag: string) {
   const parts = text.split(',').map(Number);
-  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v))) throw new UsageError(`--shifts must be "stego" or three numbers intra,inter,neg (got "${text}")`);
+  if (parts.length !== 3 || parts.some((v) => !Number.isFinite(v))) {
+    throw new UsageError(`${flag} must be three numbers intra,inter,neg${flag === '--shifts' ? ', "calibrate" or "stego"' : ''} (got "${text}")`);
+  }
   return { intra: parts[0], inter: parts[1], neg: parts[2] };
 }

@@ -34,3 +34,4 @@ export * from './training/feature-store.js';
 export * from './training/batch-sampler.js';
 export * from './training/trainer.js';
 export * from './training/head-codes.js';
+export * from './training/shift-calibration.js';

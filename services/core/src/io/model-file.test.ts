@@ -34,6 +34,16 @@ describe('model file', () => {
     expect(decoded.info).toEqual({ steps: 10 });
   });
 
+  it('decodes from a Node Buffer that is a view into a larger pool (as readFile returns)', () => {
+    const bytes = encodeModel(model());
+    const pool = Buffer.alloc(bytes.length + 13);
+    pool.fill(0xff);
+    pool.set(bytes, 13);
+    const decoded = decodeModel(pool.subarray(13));
+    expect(decoded.head.l2Weight).toEqual(model().head.l2Weight);
+    expect(decoded.centroids).toEqual(model().centroids);
+  });
+
   it('refuses another backbone, other features or another K', () => {
     const bytes = encodeModel(model());
     expect(() => decodeModel(bytes, { backboneSha256: 'b'.repeat(64) })).toThrow(IncompatibleModelError);

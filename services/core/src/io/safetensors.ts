@@ -115,7 +115,8 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
 
   const tensors: Record<string, NamedTensor> = {};
   for (const e of entries) {
-    const raw = bytes.slice(dataStart + e.begin, dataStart + e.end); // copy: aligned and detached
+    // Copy (Buffer.slice would be a view into a shared pool): aligned and detached from the input.
+    const raw = new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end));
     let data: Float32Array;
     if (e.dtype === 'F32') data = new Float32Array(raw.buffer, 0, raw.length / 4);
     else if (e.dtype === 'F16') data = float16ToFloat32(new Uint16Array(raw.buffer, 0, raw.length / 2));

@@ -89,7 +89,7 @@ function headTensors(head: HeadParams, shape: HeadShape): HeadTensorMap {
   };
 }
 
-/** Transposes inside the differentiated function are fine: their gradient is a transpose. */
+/** The head with transposed weights; inside the differentiated function a transpose passes its gradient back transposed. */
 function forwardHead(p: HeadTensorMap): ForwardHead {
   return {
     w1T: tf.transpose(p.l1Weight as tf.Tensor2D),
@@ -102,8 +102,9 @@ function forwardHead(p: HeadTensorMap): ForwardHead {
 }
 
 /**
- * Head forward on [rows, C] inputs: `x1` feeds the linear branch, `x2` the nonlinear one (the same
- * tensor without dropout). Returns Z = relu(x2 W2^T + b2) W3^T + b3 and S = x1 W1^T + b1 + Z, [rows, D].
+ * Head forward on constant [rows, C] inputs (features get no gradient): `x1` feeds the linear branch,
+ * `x2` the nonlinear one (pass the same tensor twice for no dropout).
+ * Returns Z = relu(x2 W2^T + b2) W3^T + b3 and S = x1 W1^T + b1 + Z, [rows, D].
  */
 function headForward(h: ForwardHead, x1: tf.Tensor2D, x2: tf.Tensor2D): { z: tf.Tensor2D; s: tf.Tensor2D } {
   const hidden = tf.relu(tf.add(matMulConstantLeft(x2, h.w2T), h.b2)) as tf.Tensor2D;
@@ -124,25 +125,19 @@ function rowDots(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor1D {
 }
 
 /**
- * `Fc - shift_p` for every pair (Eq. 6), constants of the step: F = Fa Fb^T on the unit features,
- * Fc = F - rowmean(F) + mean(F). One [N, N] tensor per pair.
+ * `Fc - shift_p` for every pair (Eq. 6), constants of the step: F = Fa Fb^T on the unit features
+ * (one [N, C] tensor per image), Fc = F - rowmean(F) + mean(F). One [N, N] tensor per pair.
  */
-function shiftedFeatureCorrelations(batch: StepBatch): tf.Tensor2D[] {
-  const { images: I, cells: N, channels: C } = batch;
-  const perImage = tf.unstack(tf.tensor3d(batch.featuresUnit, [I, N, C])) as tf.Tensor2D[];
-  const transposed = lazyTransposes(perImage);
-  const out: tf.Tensor2D[] = [];
-  for (let p = 0; p < batch.pairA.length; p++) {
+function shiftedFeatureCorrelations(featuresUnit: tf.Tensor2D[], batch: StepBatch): tf.Tensor2D[] {
+  const transposed = lazyTransposes(featuresUnit);
+  return Array.from(batch.pairShift, (shift, p) => {
     const fbT = transposed(batch.pairB[p]);
-    out.push(
-      tf.tidy(() => {
-        const f = tf.matMul(perImage[batch.pairA[p]], fbT);
-        const fc = tf.add(tf.sub(f, tf.mean(f, 1, true)), tf.mean(f));
-        return tf.sub(fc, batch.pairShift[p]) as tf.Tensor2D;
-      }),
-    );
-  }
-  return out;
+    return tf.tidy(() => {
+      const f = tf.matMul(featuresUnit[batch.pairA[p]], fbT);
+      const fc = tf.add(tf.sub(f, tf.mean(f, 1, true)), tf.mean(f));
+      return tf.sub(fc, shift) as tf.Tensor2D;
+    });
+  });
 }
 
 /** `i -> transpose(items[i])`, computed on first use and reused (images appear in several pairs). */
@@ -158,23 +153,37 @@ function lazyTransposes(items: tf.Tensor2D[]): (i: number) => tf.Tensor2D {
   };
 }
 
-/** The MOON targets for the query cells: unit rows of the global and previous heads' z, constants. */
-interface MoonTargets {
-  global: tf.Tensor2D;
-  previous: tf.Tensor2D;
-}
-
-function moonTargets(moon: NonNullable<StepConfig['moon']>, shape: HeadShape, queryFeatures: tf.Tensor2D): MoonTargets {
-  const target = (head: HeadParams) => {
-    const out = headForward(forwardHead(headTensors(head, shape)), queryFeatures, queryFeatures);
-    return unitRows(pickScope(out, moon.scope));
-  };
-  return { global: target(moon.globalHead), previous: target(moon.previousHead) };
-}
-
 /** MOON's representation z: the branch output Z (scope `nonlinear`) or the code S (scope `head`). */
 function pickScope(out: { z: tf.Tensor2D; s: tf.Tensor2D }, scope: RegularizerScope): tf.Tensor2D {
   return scope === 'nonlinear' ? out.z : out.s;
+}
+
+/**
+ * MOON targets, constants: unit rows of z from the global and the previous head (no dropout), one
+ * [N, D] tensor per query image.
+ */
+function moonTargets(moon: NonNullable<StepConfig['moon']>, shape: HeadShape, queryFeatures: tf.Tensor2D[]) {
+  const targets = (head: HeadParams) => {
+    const h = forwardHead(headTensors(head, shape));
+    return queryFeatures.map((x) => unitRows(pickScope(headForward(h, x, x), moon.scope)));
+  };
+  return { global: targets(moon.globalHead), previous: targets(moon.previousHead) };
+}
+
+/**
+ * The rows of the first `count` images of a [I*N, D] tensor, as tensors [N, D]: image i is e_i^T X
+ * with X viewed as [I, N*D]. A plain product with a plain-product gradient; tf.slice / tf.unstack
+ * would copy the whole input once per image on wasm (2.8 s to unstack [16, 784, 768]).
+ */
+function splitImages(x: tf.Tensor2D, images: number, count = images): tf.Tensor2D[] {
+  const [rows, cols] = x.shape;
+  const cells = rows / images;
+  const wide = tf.reshape(x, [images, cells * cols]) as tf.Tensor2D;
+  return Array.from({ length: count }, (_, i) => {
+    const selector = new Float32Array(images);
+    selector[i] = 1;
+    return tf.reshape(matMulConstantLeft(tf.tensor2d(selector, [1, images]), wide), [cells, cols]) as tf.Tensor2D;
+  });
 }
 
 /** Everything a step returns, as tensors until read. */
@@ -190,15 +199,20 @@ async function runStep(head: HeadParams, centroids: Float32Array, shape: HeadSha
   const { images: I, cells: N, queries: Q } = batch;
   const K = config.k;
   const queryRows = Q * N;
+  const images = Array.from({ length: I }, (_, i) => i);
 
   const out: StepTensors = tf.tidy(() => {
-    // Constants of the step (no gradient flows into them).
+    // Constants of the step (no gradient flows into them). Per-image tensors are cut from the typed
+    // arrays: the wasm backend's Slice copies its whole input on every call.
+    const imageTensor = (values: Float32Array, i: number) => tf.tensor2d(values.subarray(i * N * C, (i + 1) * N * C), [N, C]);
     const x = tf.tensor3d(batch.features, [I, N, C]);
-    const x1 = tf.reshape(tf.mul(x, tf.tensor3d(batch.dropMask1, [I, 1, C])), [I * N, C]) as tf.Tensor2D;
-    const x2 = tf.reshape(tf.mul(x, tf.tensor3d(batch.dropMask2, [I, 1, C])), [I * N, C]) as tf.Tensor2D;
-    const fcShifted = shiftedFeatureCorrelations(batch);
-    const queryFeatures = tf.reshape(tf.slice(x, [0, 0, 0], [Q, N, C]), [queryRows, C]) as tf.Tensor2D;
-    const moon = config.moon ? moonTargets(config.moon, shape, queryFeatures) : undefined;
+    const masked = (mask: Float32Array) => tf.reshape(tf.mul(x, tf.tensor3d(mask, [I, 1, C])), [I * N, C]) as tf.Tensor2D;
+    const [x1, x2] = [masked(batch.dropMask1), masked(batch.dropMask2)]; // [I*N, C]
+    const fcShifted = shiftedFeatureCorrelations(
+      images.map((i) => imageTensor(batch.featuresUnit, i)),
+      batch,
+    );
+    const moon = config.moon ? moonTargets(config.moon, shape, images.slice(0, Q).map((i) => imageTensor(batch.features, i))) : undefined;
     const proxGlobal = config.prox ? headTensors(config.prox.globalHead, shape) : undefined;
 
     const parts: tf.Scalar[] = [];
@@ -208,14 +222,14 @@ async function runStep(head: HeadParams, centroids: Float32Array, shape: HeadSha
     const totalLoss = (...args: tf.Tensor[]): tf.Scalar => {
       const params = Object.fromEntries(HEAD_PARAM_NAMES.map((name, i) => [name, args[i]])) as HeadTensorMap;
       const m = args[HEAD_PARAM_NAMES.length] as tf.Tensor2D;
-      const { z, s } = headForward(forwardHead(params), x1, x2);
+      // The head runs on the flat [I*N, C] matrix: one large product per layer.
+      const codes = headForward(forwardHead(params), x1, x2); // Z and S, [I*N, D]
 
       // Correspondence loss (Eq. 6): per pair -mean(max(C, 0) * (Fc - shift)), weighted and summed.
-      const u = unitRows(s);
-      const uPerImage = tf.unstack(tf.reshape(u, [I, N, D])) as tf.Tensor2D[];
-      const uTransposed = lazyTransposes(uPerImage);
+      const u = splitImages(codes.s, I).map(unitRows); // [N, D] per image
+      const uTransposed = lazyTransposes(u);
       const pairLosses = fcShifted.map((fc, p) => {
-        const cos = matMul2d(uPerImage[batch.pairA[p]], uTransposed(batch.pairB[p]));
+        const cos = matMul2d(u[batch.pairA[p]], uTransposed(batch.pairB[p]));
         const pairLoss = tf.neg(tf.mean(tf.mul(tf.relu(cos), fc)));
         return tf.mul(pairLoss, batch.pairWeight[p]) as tf.Scalar;
       });
@@ -223,8 +237,9 @@ async function runStep(head: HeadParams, centroids: Float32Array, shape: HeadSha
 
       // Centroid loss (Eq. 5) on detached unit codes of the query cells. tfjs has no stopGradient:
       // a tensor built from the values is a constant to the tape.
-      const sQuery = tf.slice(s, [0, 0], [queryRows, D]);
-      const uQuery = unitRows(tf.tensor2d(sQuery.dataSync(), [queryRows, D]));
+      // The query images come first, so their cells are the first Q*N rows.
+      const sQuery = codes.s.dataSync().subarray(0, queryRows * D);
+      const uQuery = unitRows(tf.tensor2d(sQuery, [queryRows, D]));
       const mh = unitRows(m);
       const inner = matMulConstantLeft(uQuery, tf.transpose(mh)); // [Q*N, K]
       // Hard assignment k(n): argMax and oneHot pass no gradient (tfjs defines theirs as zero).
@@ -243,9 +258,13 @@ async function runStep(head: HeadParams, centroids: Float32Array, shape: HeadSha
       // MOON: weight * mean_n softplus((cos(z, zp) - cos(z, zg)) / tau) over the query cells.
       let moonLoss = tf.scalar(0);
       if (config.moon && moon) {
-        const zQuery = unitRows(tf.slice(pickScope({ z, s }, config.moon.scope), [0, 0], [queryRows, D]));
-        const logit = tf.div(tf.sub(rowDots(zQuery, moon.previous), rowDots(zQuery, moon.global)), config.moon.tau);
-        moonLoss = tf.mul(tf.mean(tf.softplus(logit)), config.moon.weight) as tf.Scalar;
+        const { scope, tau, weight } = config.moon;
+        const softplusSums = splitImages(pickScope(codes, scope), I, Q).map((zImage, i) => {
+          const z = unitRows(zImage);
+          const logit = tf.div(tf.sub(rowDots(z, moon.previous[i]), rowDots(z, moon.global[i])), tau);
+          return tf.sum(tf.softplus(logit));
+        });
+        moonLoss = tf.mul(tf.addN(softplusSums), weight / queryRows) as tf.Scalar;
       }
 
       // FedProx: mu / 2 * sum over the scoped parameters of |theta - theta_global|^2.

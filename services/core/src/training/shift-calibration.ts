@@ -1,0 +1,75 @@
+// Label-free calibration of the correspondence shifts (Eq. 6). STEGO's shifts were tuned for DINO ViT
+// features; on other backbones the same numbers can make almost every pair attractive (collapse) or
+// repulsive. Here each shift is set to a quantile of the participant's own centred feature
+// correlations Fc for that kind of pair, so a chosen share of pairs attracts whatever the backbone.
+
+import type { Rng } from '../math/rng.js';
+import { QueryOrder, sampleBatch, type BatchOptions, type PairTerms } from './batch-sampler.js';
+import type { FeatureStore } from './feature-store.js';
+
+/** Quantiles of Fc used as shifts: the share of pairs above them attracts (measured, bench/RESULTS.md). */
+export const DEFAULT_SHIFT_QUANTILES: PairTerms = { intra: 0.7, inter: 0.7, neg: 0.85 };
+
+export interface ShiftCalibration {
+  shifts: PairTerms;
+  quantiles: PairTerms;
+  /** Values of Fc measured per kind of pair. */
+  samples: { intra: number; inter: number; neg: number };
+}
+
+/**
+ * Samples `batches` training batches, computes the centred feature correlation Fc of every pair and
+ * returns, per kind of pair (self, neighbour, negative), the requested quantile as its shift.
+ */
+export function calibrateShifts(
+  store: FeatureStore,
+  options: BatchOptions,
+  rng: Rng,
+  quantiles: PairTerms = DEFAULT_SHIFT_QUANTILES,
+  batches = 4,
+): ShiftCalibration {
+  const values: Record<keyof PairTerms, number[]> = { intra: [], inter: [], neg: [] };
+  const order = new QueryOrder(store.images.length, rng.fork());
+  for (let b = 0; b < batches; b++) {
+    const batch = sampleBatch(store, { ...options, dropout: 0 }, order, rng);
+    const { cells: N, channels: C, queries: Q } = batch;
+    const f = new Float64Array(N * N);
+    for (let p = 0; p < batch.pairA.length; p++) {
+      const a = batch.pairA[p];
+      const bb = batch.pairB[p];
+      const kind: keyof PairTerms = a === bb ? 'intra' : bb >= Q ? 'inter' : 'neg';
+      let total = 0;
+      for (let i = 0; i < N; i++) {
+        const rowA = (a * N + i) * C;
+        for (let j = 0; j < N; j++) {
+          const rowB = (bb * N + j) * C;
+          let dot = 0;
+          for (let c = 0; c < C; c++) dot += batch.featuresUnit[rowA + c] * batch.featuresUnit[rowB + c];
+          f[i * N + j] = dot;
+          total += dot;
+        }
+      }
+      const mean = total / (N * N);
+      for (let i = 0; i < N; i++) {
+        let rowMean = 0;
+        for (let j = 0; j < N; j++) rowMean += f[i * N + j];
+        rowMean /= N;
+        for (let j = 0; j < N; j++) values[kind].push(f[i * N + j] - rowMean + mean);
+      }
+    }
+  }
+  const quantile = (list: number[], q: number) => {
+    if (list.length === 0) return 0;
+    const sorted = Float64Array.from(list).sort();
+    return sorted[Math.min(sorted.length - 1, Math.floor(q * (sorted.length - 1)))];
+  };
+  return {
+    shifts: {
+      intra: quantile(values.intra, quantiles.intra),
+      inter: quantile(values.inter, quantiles.inter),
+      neg: quantile(values.neg, quantiles.neg),
+    },
+    quantiles,
+    samples: { intra: values.intra.length, inter: values.inter.length, neg: values.neg.length },
+  };
+}
