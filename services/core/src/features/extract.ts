@@ -48,6 +48,8 @@ export async function* extractFeatures<T extends { imagePath: string }>(
     return { item, bytes, hash, lookup };
   };
   let next = items.length > 0 ? prepare(items[0]) : undefined;
+  // Cache writes run behind the next image's inference; one at a time, all awaited before returning.
+  let pendingWrite: Promise<void> = Promise.resolve();
   for (let i = 0; i < items.length; i++) {
     const current = await next!;
     next = i + 1 < items.length ? prepare(items[i + 1]) : undefined;
@@ -62,11 +64,16 @@ export async function* extractFeatures<T extends { imagePath: string }>(
         options.log?.(`feature cache: entry for ${current.item.imagePath} is damaged (${current.lookup.reason}); recomputing`);
       }
       const features = await backbone.extract(current.bytes, current.item.imagePath);
-      if (cache) await cache.put(current.hash, features);
+      if (cache) {
+        await pendingWrite;
+        pendingWrite = cache.put(current.hash, features);
+        pendingWrite.catch(() => undefined); // surfaced when awaited
+      }
       const source = current.lookup.status === 'corrupt' ? 'recomputed' : 'computed';
       result = { item: current.item, features, imageWidth: size.width, imageHeight: size.height, source };
     }
     options.onProgress?.(i + 1, items.length, result);
     yield result;
   }
+  await pendingWrite;
 }

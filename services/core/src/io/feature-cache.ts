@@ -4,7 +4,7 @@
 //
 // Entry layout: "FUSSFEAT" | u32 LE header length | JSON header | float16 data (little-endian).
 
-import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
@@ -66,7 +66,12 @@ export class FeatureCache {
     await mkdir(join(this.root, this.configKey, imageSha256.slice(0, 2)), { recursive: true });
     const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`;
     try {
-      await writeFile(temporary, encodeEntry(features, this.configKey, imageSha256));
+      const file = await open(temporary, 'w');
+      try {
+        await file.writev(encodeEntry(features, this.configKey, imageSha256));
+      } finally {
+        await file.close();
+      }
       await rename(temporary, path);
     } catch (err) {
       await rm(temporary, { force: true });
@@ -75,7 +80,8 @@ export class FeatureCache {
   }
 }
 
-function encodeEntry(features: FeatureMap, configKey: string, imageSha256: string): Buffer {
+/** The entry as buffers to write in order (prefix and header, then the data without a copy). */
+function encodeEntry(features: FeatureMap, configKey: string, imageSha256: string): Uint8Array[] {
   const half = float32ToFloat16(features.data);
   const data = new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
   const header: EntryHeader = {
@@ -90,7 +96,7 @@ function encodeEntry(features: FeatureMap, configKey: string, imageSha256: strin
   const prefix = Buffer.alloc(12);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(json.length, 8);
-  return Buffer.concat([prefix, json, data]);
+  return [prefix, json, data];
 }
 
 function decodeEntry(bytes: Buffer, configKey: string, imageSha256: string): FeatureMap {

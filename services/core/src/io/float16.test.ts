@@ -21,6 +21,18 @@ describe('float16', () => {
     // 1 + 3 * 2^-11 lies halfway between 1 + 2^-10 (odd) and 1 + 2^-9 (even).
     expect(toHalfBits(1 + 3 * 2 ** -11)).toBe(0x3c02);
     expect(toHalfBits(1 + 2 ** -11 + 2 ** -20)).toBe(0x3c01);
+    // Subnormal results: ties go to the even neighbour, including across the implicit bit.
+    expect(toHalfBits(1.5 * 2 ** -24)).toBe(0x0002);
+    expect(toHalfBits(2.5 * 2 ** -24)).toBe(0x0002);
+    expect(toHalfBits(3.5 * 2 ** -24)).toBe(0x0004);
+    expect(toHalfBits(-1.5 * 2 ** -24)).toBe(0x8002);
+    // Between 2^-25 and 2^-24: rounds up to the smallest subnormal; exactly 2^-25 ties to zero.
+    expect(toHalfBits(1.2 * 2 ** -25)).toBe(0x0001);
+    expect(toHalfBits(2 ** -25)).toBe(0x0000);
+    expect(toHalfBits(2 ** -26)).toBe(0x0000);
+    // Rounding up out of the largest finite half gives Infinity.
+    expect(toHalfBits(65520)).toBe(0x7c00);
+    expect(toHalfBits(65519)).toBe(0x7bff);
   });
 
   it('round-trips every half value and keeps relative error below 2^-11 for normal floats', () => {
