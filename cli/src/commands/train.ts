@@ -14,6 +14,7 @@ export const trainCommand: Command = {
     ...BACKBONE_OPTIONS,
     { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (classes)', required: true, min: 1 },
     { name: 'steps', type: 'integer', arg: 'N', description: 'Training steps', default: 1000, min: 0 },
+    { name: 'epochs', type: 'number', arg: 'E', description: 'Train for E passes over the images instead of --steps (each step uses --queries images)', min: 0 },
     { name: 'out', type: 'string', arg: 'FILE', description: 'Where to write the model (safetensors)', required: true },
     { name: 'resume', type: 'string', arg: 'FILE', description: 'Start from this model instead of a fresh head (optimiser state restarts)' },
     { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
@@ -75,9 +76,10 @@ export const trainCommand: Command = {
         const f = (v: number) => v.toFixed(3);
         log(`shifts calibrated at quantiles ${quantiles.intra}/${quantiles.inter}/${quantiles.neg}: intra ${f(calibration.shifts.intra)}, inter ${f(calibration.shifts.inter)}, neg ${f(calibration.shifts.neg)}`);
       }
+      const steps = values.epochs === undefined ? (values.steps as number) : Math.ceil(((values.epochs as number) * store.images.length) / batchOptions.queries);
       const options = {
         ...batchOptions,
-        steps: values.steps as number,
+        steps,
         k,
         codeDim,
         lambda: values.lambda as number,
