@@ -13,7 +13,7 @@ export default tseslint.config(
   },
   {
     // The maths stays pure: no file system, no runtime, no clock in these folders (STYLE 2).
-    files: ['services/core/src/{math,cluster,metrics,partition}/**/*.ts'],
+    files: ['services/core/src/{math,cluster,metrics,partition,strategies}/**/*.ts'],
     ignores: ['**/*.test.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: ['node:*', 'onnxruntime-node', 'sharp', 'fs', 'path'] }],

@@ -163,6 +163,59 @@ describe('fuss train and evaluate --model', () => {
   });
 });
 
+describe('fuss simulate', () => {
+  const base = (extra: string[]) => [
+    'simulate', '--data', data, '--eval', data, '--backbone', models.cnn, '--clients', '2', '--partition', 'domain',
+    '--rounds', '2', '--local-steps', '4', '--cache', join(dir.path, 'cache-sim'), '--json', ...extra,
+  ];
+
+  it('runs a federation, writes per-round metrics, the summary and the global model', async () => {
+    const out = join(dir.path, 'sim-fedavg');
+    const r = fakeIo();
+    expect(await main(base(['--strategy', 'fedavg', '--out', out]), r.io), r.stderr()).toBe(0);
+    const summary = JSON.parse(r.stdout());
+    expect(summary.partition.map((p: { domains: string[] }) => p.domains)).toEqual([['siteA'], ['siteB']]);
+    expect(summary.rounds).toHaveLength(2);
+    expect(summary.final.mIoU).toBeGreaterThanOrEqual(0);
+    const lines = (await readFile(join(out, 'rounds.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.round)).toEqual([1, 2]);
+    expect(JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')).final).toEqual(summary.final);
+    const { decodeModel } = await import('@fuss/core');
+    expect(decodeModel(await readFile(join(out, 'global.safetensors'))).round).toBe(2);
+    expect(r.stderr()).toMatch(/round 2\/2: mIoU/);
+  });
+
+  it('is reproducible for a seed, and runs FedCC with MOON and the baselines', async () => {
+    const run = async (extra: string[]) => {
+      const r = fakeIo();
+      expect(await main(base(extra), r.io), r.stderr()).toBe(0);
+      return JSON.parse(r.stdout());
+    };
+    const a = await run(['--strategy', 'fedcc-kmeans', '--regularizer', 'moon']);
+    const b = await run(['--strategy', 'fedcc-kmeans', '--regularizer', 'moon']);
+    expect(a.final).toEqual(b.final);
+    // Module C only: participants keep their heads; the metrics average over them.
+    const cOnly = await run(['--strategy', 'fedcc-maximin', '--modules', 'C']);
+    expect(cOnly.rounds).toHaveLength(2);
+    const local = await run(['--baseline', 'local']);
+    expect(local.runs).toHaveLength(2);
+    const central = await run(['--baseline', 'centralized']);
+    expect(central.runs).toHaveLength(1);
+    expect(central.runs[0].images).toBe(6);
+  });
+
+  it('explains impossible partitions and unknown strategies', async () => {
+    const many = fakeIo();
+    expect(await main(base(['--clients', '3']), many.io)).toBe(1);
+    expect(many.stderr()).toMatch(/domain/);
+    const strategy = fakeIo();
+    expect(await main(base(['--strategy', 'fedmagic']), strategy.io)).toBe(2);
+    expect(strategy.stderr()).toMatch(/unknown strategy "fedmagic"/);
+    const modules = fakeIo();
+    expect(await main(base(['--modules', 'W,X']), modules.io)).toBe(2);
+  });
+});
+
 describe('fuss backbone pull', () => {
   let server: Server;
   let hubUrl: string;

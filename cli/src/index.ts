@@ -7,8 +7,9 @@ import { featuresCommand } from './commands/features.js';
 import { evaluateCommand } from './commands/evaluate.js';
 import { backbonePullCommand } from './commands/backbone-pull.js';
 import { trainCommand } from './commands/train.js';
+import { simulateCommand } from './commands/simulate.js';
 
-export const COMMANDS: Command[] = [featuresCommand, trainCommand, evaluateCommand, backbonePullCommand];
+export const COMMANDS: Command[] = [featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand];
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -35,3 +35,6 @@ export * from './training/batch-sampler.js';
 export * from './training/trainer.js';
 export * from './training/head-codes.js';
 export * from './training/shift-calibration.js';
+export * from './strategies/index.js';
+export * from './simulation/simulate.js';
+export * from './simulation/baselines.js';

@@ -1,0 +1,129 @@
+import { mkdir, writeFile, appendFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from '../options.js';
+import { UsageError } from '../options.js';
+import { BACKBONE_OPTIONS, cacheDirOf, openBackbone } from './shared.js';
+
+export const simulateCommand: Command = {
+  name: 'simulate',
+  summary: 'Simulate a federation in one process: partition the data, train participants, aggregate, evaluate per round.',
+  usage:
+    'fuss simulate --data DIR --backbone ONNX --clients N --partition domain|dirichlet:ALPHA|iid --strategy NAME\n' +
+    '      [--modules W,E,C] [--regularizer none|fedprox|moon] --rounds R --local-steps S [--eval DIR] [--seed S] [--json] [--out DIR]\n' +
+    '  fuss simulate ... --baseline local|centralized',
+  options: [
+    { name: 'data', type: 'string', arg: 'DIR', description: 'Training dataset shared out among the simulated participants', required: true },
+    ...BACKBONE_OPTIONS,
+    { name: 'clients', type: 'integer', arg: 'N', description: 'Number of participants', required: true, min: 1 },
+    { name: 'partition', type: 'string', arg: 'SPEC', description: 'domain (by dataset.json domainPattern), dirichlet:ALPHA (by dominant class) or iid', default: 'domain' },
+    { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedavg' },
+    { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregation modules: W (size weighting), E (head), C (centroids); e.g. "C" keeps each head', default: 'W,E,C' },
+    { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
+    { name: 'regularizer-scope', type: 'string', arg: 'SCOPE', description: 'Parameters the regularizer acts on', default: 'nonlinear', choices: ['nonlinear', 'head'] },
+    { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', default: 10, min: 1 },
+    { name: 'local-steps', type: 'integer', arg: 'S', description: 'Local training steps per round', default: 100, min: 1 },
+    { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (default: the classes of dataset.json)', min: 1 },
+    { name: 'eval', type: 'string', arg: 'DIR', description: 'Labelled dataset to evaluate the global model on after every round' },
+    { name: 'baseline', type: 'string', arg: 'KIND', description: 'Instead of federating: local (each trains alone) or centralized (union), same step budget', choices: ['local', 'centralized'] },
+    { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
+    { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed (partition, initial model, training)', default: 0 },
+    { name: 'out', type: 'string', arg: 'DIR', description: 'Folder for rounds.jsonl, summary.json and global.safetensors' },
+    { name: 'json', type: 'boolean', description: 'Print the summary as JSON on stdout' },
+  ],
+  examples: [
+    'fuss simulate --data ../shared/data/camvid/train --eval ../shared/data/camvid/val \\\n    --backbone ../shared/models/mobilenetv2-int8-features.onnx --clients 3 --partition domain \\\n    --strategy fedcc-kmeans --rounds 10 --local-steps 100 --out runs/fedcc',
+    'fuss simulate ... --clients 6 --partition dirichlet:0.5 --baseline local',
+  ],
+  async run(values, _positionals, io) {
+    const core: typeof import('@fuss/core') = await import('@fuss/core');
+    const log = (line: string) => io.stderr(`${line}\n`);
+    const spec = core.parsePartitionSpec(values.partition as string);
+    const modules = parseModules(values.modules as string);
+    if (!core.STRATEGY_NAMES.includes(values.strategy as string)) {
+      throw new UsageError(`unknown strategy "${values.strategy}"; choose one of ${core.STRATEGY_NAMES.join(', ')}`);
+    }
+    const train = await core.openDataset(values.data as string);
+    const evaluation = values.eval ? await core.openDataset(values.eval as string) : undefined;
+    if (evaluation) core.requireLabels(evaluation);
+    const k = (values.k as number | undefined) ?? train.info?.classes.length ?? evaluation?.info?.classes.length;
+    if (k === undefined) throw new UsageError('give --k: the training data has no dataset.json to take the number of classes from');
+    const backbone = await openBackbone(values, io);
+    const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, log });
+    const out = values.out as string | undefined;
+    if (out) await mkdir(out, { recursive: true });
+    const options = {
+      clients: values.clients as number,
+      partition: spec,
+      strategy: values.strategy as string,
+      modules,
+      regularizer: values.regularizer as 'none' | 'fedprox' | 'moon',
+      regularizerScope: values['regularizer-scope'] as 'nonlinear' | 'head',
+      rounds: values.rounds as number,
+      localSteps: values['local-steps'] as number,
+      k,
+      seed: values.seed as number,
+      cacheDir: cacheDirOf(values),
+    };
+    const started = performance.now();
+    const settings = { ...options, partition: values.partition, backbone: backbone.descriptor.id, engine: engine.name };
+    try {
+      if (values.baseline) {
+        const result = await core.runBaseline(values.baseline as 'local' | 'centralized', train, evaluation, backbone, engine, options, log);
+        const summary = { baseline: result.kind, settings, final: pick(result.final), runs: result.runs.map((r) => ({ ...r, metrics: pick(r.metrics) })), wallSeconds: seconds(started) };
+        if (out) await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+        io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `${result.kind} baseline: mIoU ${summary.final?.mIoU ?? '-'} (${summary.wallSeconds}s)\n`);
+        return 0;
+      }
+      const rounds: unknown[] = [];
+      const result = await core.simulateFederation(train, evaluation, backbone, engine, options, {
+        log,
+        onRound: async (record) => {
+          const line = { round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds, aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds };
+          rounds.push(line);
+          log(`round ${record.round}/${options.rounds}: ${record.metrics ? `mIoU ${record.metrics.mIoU.toFixed(2)}, ` : ''}loss ${record.meanLoss.toFixed(4)}, entropy ${record.meanEntropy.toFixed(2)}, train ${record.trainSeconds.toFixed(1)}s`);
+          if (out) await appendFile(join(out, 'rounds.jsonl'), `${JSON.stringify(line)}\n`);
+        },
+      });
+      const summary = { settings, partition: result.partition, final: pick(result.final), rounds, wallSeconds: seconds(started) };
+      if (out) {
+        await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+        await writeFile(
+          join(out, 'global.safetensors'),
+          core.encodeModel({
+            head: result.global.head,
+            centroids: result.global.centroids,
+            channels: result.global.head.l2Bias.length,
+            codeDim: result.global.centroids.length / k,
+            k,
+            backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) },
+            round: options.rounds,
+            version: options.rounds,
+            info: settings,
+          }),
+        );
+      }
+      io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `final mIoU ${summary.final?.mIoU ?? '-'} after ${options.rounds} rounds (${summary.wallSeconds}s)\n`);
+      return 0;
+    } finally {
+      await engine.dispose();
+      await backbone.close();
+    }
+  },
+};
+
+function parseModules(text: string) {
+  const parts = text.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const unknown = parts.filter((p) => !['W', 'E', 'C'].includes(p));
+  if (unknown.length) throw new UsageError(`--modules takes W, E and C (got ${unknown.join(', ')})`);
+  return { weighted: parts.includes('W'), head: parts.includes('E'), centroids: parts.includes('C') };
+}
+
+function pick(metrics: { mIoU: number; pixelAccuracy: number; perClassIoU: Record<string, number | null> } | undefined) {
+  if (!metrics) return undefined;
+  const r = (v: number) => Math.round(v * 100) / 100;
+  return { mIoU: r(metrics.mIoU), pixelAccuracy: r(metrics.pixelAccuracy), perClassIoU: Object.fromEntries(Object.entries(metrics.perClassIoU).map(([k, v]) => [k, v === null ? null : r(v)])) };
+}
+
+function seconds(started: number): number {
+  return Math.round((performance.now() - started) / 10) / 100;
+}

@@ -1,0 +1,86 @@
+// The contract of a federation strategy (Flower-like, STYLE 4): a name, a description and one
+// `aggregate(updates, ctx)` that turns a round's client updates into the next global model.
+
+import type { HeadParams } from '../engines/engine.js';
+import type { Rng } from '../math/rng.js';
+import type { ClientUpdate } from './update.js';
+
+/**
+ * The ablation modules of the paper's Table 3 (DESIGN section 3.2); any subset may be on.
+ * The reference code's names: "encoder" = E only, "not_encoder" = C only, "weighted_*" = W.
+ */
+export interface AggregationModules {
+  /** E: aggregate the heads (FedAvg, Eq. 8). Off: participants keep their own heads. */
+  head: boolean;
+  /** C: aggregate the centroids (Eq. 9-12, per strategy). Off: the global centroids stay as they were. */
+  centroids: boolean;
+  /** W: weight clients by sample count (`n_i / Σ n`) instead of uniformly (`1 / |clients|`). */
+  weighted: boolean;
+}
+
+/** Everything a strategy needs besides the updates. */
+export interface AggregationContext {
+  /** Number of centroids K. */
+  k: number;
+  /** Code dimension D. */
+  codeDim: number;
+  /** Backbone feature channels C. */
+  channels: number;
+  /** Seeds every random choice of the round (k-means++ seeds, maximin start); same seed, same result. */
+  seed: number;
+  modules: AggregationModules;
+  /** The previous global model (round 0: the initial model). Returned, copied, for disabled modules. */
+  previous: { head: HeadParams; centroids: Float32Array };
+  /**
+   * The federation's backbone sha256 and feature key. When omitted, every update must agree with the
+   * update of the smallest client id instead.
+   */
+  backboneSha256?: string;
+  featureKey?: string;
+}
+
+/** The next global model and how it was made. */
+export interface AggregationResult {
+  /** Global head: FedAvg of the clients' heads (module E), else a copy of `previous.head`. */
+  head: HeadParams;
+  /** Global centroids [K, D]: the strategy's merge (module C), else a copy of `previous.centroids`. */
+  centroids: Float32Array;
+  /** True when module E is off: participants keep training (and are evaluated with) their own heads. */
+  clientHeadsKept: boolean;
+  /**
+   * True when module C is off. The global centroids then stay `previous.centroids`; an orchestrator
+   * that wants the reference code's "encoder only" behaviour lets participants keep their own centroids.
+   */
+  clientCentroidsKept: boolean;
+  /** JSON-serialisable diagnostics: strategy, clients in aggregation order, weights, merge statistics. */
+  details: Record<string, unknown>;
+}
+
+/** A federation strategy (DESIGN section 3.2). Pure: no I/O, randomness only from `ctx.seed`. */
+export interface Strategy {
+  /** Registry name, e.g. `fedcc-kmeans`. */
+  readonly name: string;
+  /** One line for logs and help text, citing the paper equations. */
+  readonly description: string;
+  /**
+   * Validates the updates (`validateUpdates`), orders them by client id, and returns the next global
+   * model. Never mutates its inputs; the result shares no buffer with them.
+   *
+   * @throws AggregationError when an update is malformed, incompatible or duplicated, or there is none
+   * @throws ShapeError / ConfigError when `ctx` is inconsistent (e.g. `previous` has other shapes)
+   */
+  aggregate(updates: readonly ClientUpdate[], ctx: AggregationContext): AggregationResult;
+}
+
+/** What a {@link CentroidMerger} receives: validated updates in canonical (client id) order. */
+export interface CentroidMergeInput {
+  updates: readonly ClientUpdate[];
+  /** Module W weights of `updates`, summing to 1. */
+  weights: Float64Array;
+  ctx: AggregationContext;
+  /** Seeded from `ctx.seed`. */
+  rng: Rng;
+}
+
+/** The step that varies between strategies: K global centroids [K, D] from the clients' centroids. */
+export type CentroidMerger = (input: CentroidMergeInput) => { centroids: Float32Array; details?: Record<string, unknown> };
