@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '.fuss/**', 'bench/**/out/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '.fuss/**', 'bench/**/out/**', 'services/aggregator/src/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

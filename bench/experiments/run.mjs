@@ -3,7 +3,7 @@
 // without FedCC, local-only and centralized (3 seeds); Table 3: modules W/E/C with k-means vs maximin.
 // Every run uses the same rounds and local steps. Runs already on disk are reused (resumable):
 // delete bench/experiments/out/runs to start over.
-// Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2] [--only table12|table3]
+// Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2] [--only table12|table3] [--eval-every 5]
 
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ const { values } = parseArgs({
     'local-steps': { type: 'string', default: '100' },
     seeds: { type: 'string', default: '0,1,2' },
     only: { type: 'string' },
+    'eval-every': { type: 'string', default: '5' },
   },
 });
 const rounds = Number(values.rounds);
@@ -62,6 +63,7 @@ async function runOnce(setup, spec, seed) {
   const options = {
     clients: setup.clients, partition: parsePartitionSpec(setup.partition), strategy: spec.strategy ?? 'fedavg', modules: spec.modules,
     regularizer: spec.regularizer ?? 'none', regularizerScope: 'nonlinear', rounds, localSteps, k: 11, seed, cacheDir,
+    evalEvery: Number(values['eval-every']),
   };
   const started = performance.now();
   const result = spec.baseline

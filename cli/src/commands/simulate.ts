@@ -24,6 +24,7 @@ export const simulateCommand: Command = {
     { name: 'local-steps', type: 'integer', arg: 'S', description: 'Local training steps per round', default: 100, min: 1 },
     { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (default: the classes of dataset.json)', min: 1 },
     { name: 'eval', type: 'string', arg: 'DIR', description: 'Labelled dataset to evaluate the global model on after every round' },
+    { name: 'eval-every', type: 'integer', arg: 'N', description: 'Evaluate every N rounds (always after the last)', default: 1, min: 1 },
     { name: 'baseline', type: 'string', arg: 'KIND', description: 'Instead of federating: local (each trains alone) or centralized (union), same step budget', choices: ['local', 'centralized'] },
     { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
     { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed (partition, initial model, training)', default: 0 },
@@ -63,6 +64,7 @@ export const simulateCommand: Command = {
       k,
       seed: values.seed as number,
       cacheDir: cacheDirOf(values),
+      evalEvery: values['eval-every'] as number,
     };
     const started = performance.now();
     const settings = { ...options, partition: values.partition, backbone: backbone.descriptor.id, engine: engine.name };

@@ -43,6 +43,8 @@ export interface SimulationOptions {
   shiftQuantiles?: PairTerms;
   lambda?: number;
   cacheDir?: string;
+  /** Evaluate every this many rounds (and always after the last). Default 1. */
+  evalEvery?: number;
 }
 
 export interface RoundRecord {
@@ -194,7 +196,8 @@ export async function simulateFederation(
     const aggregateSeconds = (performance.now() - aggregateStarted) / 1000;
     const evaluateStarted = performance.now();
     const personal = headsKept || centroidsKept ? groups.map((_, i) => ({ head: headsKept ? clientHeads[i] : global.head, centroids: centroidsKept ? clientCentroids[i] : global.centroids })) : undefined;
-    const metrics = evaluation ? await evaluateModel(evaluation, backbone, engine, personal ?? [global], options) : undefined;
+    const evaluateNow = evaluation !== undefined && (round === options.rounds || round % (options.evalEvery ?? 1) === 0);
+    const metrics = evaluateNow ? await evaluateModel(evaluation, backbone, engine, personal ?? [global], options) : undefined;
     const record: RoundRecord = {
       round,
       metrics,
