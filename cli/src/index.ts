@@ -8,8 +8,9 @@ import { evaluateCommand } from './commands/evaluate.js';
 import { backbonePullCommand } from './commands/backbone-pull.js';
 import { trainCommand } from './commands/train.js';
 import { simulateCommand } from './commands/simulate.js';
+import { serverCommand } from './commands/server.js';
 
-export const COMMANDS: Command[] = [featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand];
+export const COMMANDS: Command[] = [serverCommand, featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand];
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

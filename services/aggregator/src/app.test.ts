@@ -1,0 +1,129 @@
+// The HTTP surface built so far, through inject() on a fresh PGlite database.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { freshPglite, type TestDatabase } from './test-support/databases.js';
+import { decodeModel } from '@fuss/core';
+import { loadConfig } from './config.js';
+
+const ADMIN = 'admin-token-for-tests-0123456789';
+let test: TestDatabase;
+let app: FastifyInstance;
+const admin = { authorization: `Bearer ${ADMIN}` };
+
+const federationBody = {
+  name: 'road-scenes',
+  backbone: { id: 'tiny-cnn', sha256: 'a'.repeat(64), featureKey: 'key1', channels: 8 },
+  codeDim: 4,
+  k: 3,
+  rounds: 2,
+  localSteps: 5,
+  maxParticipants: 3,
+};
+
+beforeAll(async () => {
+  test = await freshPglite();
+  await test.db.migrate();
+  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 1024 * 1024 } });
+});
+afterAll(async () => {
+  await app.close();
+  await test.dispose();
+});
+
+async function createFederation(body: object = federationBody) {
+  const response = await app.inject({ method: 'POST', url: '/v1/federations', headers: admin, payload: body });
+  expect(response.statusCode, response.body).toBe(201);
+  return response.json();
+}
+
+describe('federations and participants', () => {
+  it('creates a federation with defaults, its initial model and round 1', async () => {
+    const federation = await createFederation();
+    expect(federation).toMatchObject({ name: 'road-scenes', strategy: 'fedcc-kmeans', modules: { weighted: true, head: true, centroids: true }, minParticipants: 1, latestModelVersion: 0, status: 'active' });
+    const rounds = await test.db.prisma.round.findMany({ where: { federationId: federation.id } });
+    expect(rounds.map((r) => [r.number, r.state, r.baseVersion])).toEqual([[1, 'open', 0]]);
+    const list = await app.inject({ method: 'GET', url: '/v1/federations', headers: admin });
+    expect(list.json().federations.map((f: { id: string }) => f.id)).toContain(federation.id);
+  });
+
+  it('enrols participants with a token shown once and stored hashed; the token reads its own federation and model', async () => {
+    const federation = await createFederation({ ...federationBody, name: 'second' });
+    const enrol = await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants`, headers: admin, payload: { name: 'site-a' } });
+    expect(enrol.statusCode).toBe(201);
+    const { token, id } = enrol.json();
+    expect(token).toMatch(/^fuss_p_/);
+    const stored = await test.db.prisma.participant.findUniqueOrThrow({ where: { id } });
+    expect(stored.tokenHash).not.toContain(token);
+    expect(stored.tokenHash).toMatch(/^[0-9a-f]{64}$/);
+    const mine = { authorization: `Bearer ${token}` };
+    expect((await app.inject({ method: 'GET', url: `/v1/federations/${federation.id}`, headers: mine })).statusCode).toBe(200);
+    const model = await app.inject({ method: 'GET', url: `/v1/federations/${federation.id}/models/latest`, headers: mine });
+    expect(model.statusCode).toBe(200);
+    expect(model.headers['x-model-version']).toBe('0');
+    const decoded = decodeModel(model.rawPayload, { backboneSha256: 'a'.repeat(64), k: 3, codeDim: 4, channels: 8 });
+    expect(decoded.version).toBe(0);
+    // The same bytes as version 0, and a participant cannot act as admin or read another federation.
+    expect((await app.inject({ method: 'GET', url: `/v1/federations/${federation.id}/models/0`, headers: mine })).rawPayload.equals(model.rawPayload)).toBe(true);
+    expect((await app.inject({ method: 'GET', url: '/v1/federations', headers: mine })).statusCode).toBe(403);
+    const other = await createFederation({ ...federationBody, name: 'third' });
+    const foreign = await app.inject({ method: 'GET', url: `/v1/federations/${other.id}`, headers: mine });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json().detail).toMatch(/another federation/);
+    const duplicate = await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants`, headers: admin, payload: { name: 'site-a' } });
+    expect(duplicate.statusCode).toBe(409);
+  });
+
+  it('answers bad input with problem details and leaves the database unchanged', async () => {
+    const before = await test.db.prisma.federation.count();
+    const cases: [object, number, RegExp][] = [
+      [{ ...federationBody, k: 0 }, 400, /k/],
+      [{ ...federationBody, strategy: 'fedmagic' }, 400, /strategy/],
+      [{ ...federationBody, backbone: { ...federationBody.backbone, sha256: 'xyz' } }, 400, /sha256/],
+      [{ ...federationBody, minParticipants: 5 }, 400, /minParticipants \(5\) exceeds maxParticipants \(3\)/],
+      [{ ...federationBody, surprise: 1 }, 400, /additional/],
+    ];
+    for (const [body, status, detail] of cases) {
+      const response = await app.inject({ method: 'POST', url: '/v1/federations', headers: admin, payload: body });
+      expect(response.statusCode).toBe(status);
+      expect(response.headers['content-type']).toMatch(/application\/problem\+json/);
+      expect(response.json().detail).toMatch(detail);
+    }
+    const noToken = await app.inject({ method: 'POST', url: '/v1/federations', payload: federationBody });
+    expect(noToken.statusCode).toBe(401);
+    const wrong = await app.inject({ method: 'POST', url: '/v1/federations', headers: { authorization: 'Bearer nope' }, payload: federationBody });
+    expect(wrong.statusCode).toBe(401);
+    const missing = await app.inject({ method: 'GET', url: '/v1/federations/00000000-0000-4000-8000-000000000000', headers: admin });
+    expect(missing.statusCode).toBe(404);
+    const tooBig = await app.inject({ method: 'POST', url: '/v1/federations', headers: { ...admin, 'content-type': 'application/json' }, payload: JSON.stringify({ ...federationBody, name: 'x'.repeat(2 * 1024 * 1024) }) });
+    expect(tooBig.statusCode).toBe(413);
+    expect(await test.db.prisma.federation.count()).toBe(before);
+  });
+});
+
+describe('operations and documentation', () => {
+  it('reports health and readiness', async () => {
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).json()).toEqual({ status: 'ready', database: 'pglite' });
+  });
+
+  it('serves an OpenAPI document where every operation has an id, a summary and problem responses', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    expect(doc.openapi).toMatch(/^3\./);
+    const operations = Object.values(doc.paths as Record<string, Record<string, { operationId?: string; summary?: string; responses: Record<string, unknown> }>>).flatMap((p) => Object.values(p));
+    expect(operations.length).toBeGreaterThanOrEqual(7);
+    for (const op of operations) {
+      expect(op.operationId).toBeTruthy();
+      expect(op.summary).toBeTruthy();
+      expect(op.responses['400']).toBeDefined();
+    }
+    expect((await app.inject({ method: 'GET', url: '/docs' })).statusCode).toBeLessThan(400);
+  });
+
+  it('refuses to start on a public address without an admin token', () => {
+    expect(() => loadConfig({ HOST: '0.0.0.0' })).toThrow(/without FUSS_ADMIN_TOKEN/);
+    expect(loadConfig({ HOST: '0.0.0.0', FUSS_ADMIN_TOKEN: ADMIN }).host).toBe('0.0.0.0');
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+  });
+});

@@ -1,0 +1,55 @@
+// The aggregation server as a Fastify app built from its dependencies (database, configuration,
+// logger). Only server.ts listens; tests build the app and use inject().
+
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { Database } from './db/database.js';
+import type { ServerConfig } from './config.js';
+import { problemDetails } from './plugins/problem-details.js';
+import { createAuth } from './plugins/auth.js';
+import { Problem, STANDARD_ERRORS } from './schemas/common.js';
+import { Federation, FederationCreate, FederationList, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
+import { createFederationsService } from './services/federations-service.js';
+import { healthRoutes } from './routes/health.js';
+import { federationRoutes } from './routes/federations.js';
+
+export interface AppDependencies {
+  db: Database;
+  config: Pick<ServerConfig, 'adminToken' | 'bodyLimit'>;
+  logger?: FastifyServerOptions['logger'];
+  clock?: () => Date;
+}
+
+export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.config.bodyLimit,
+    // Tokens must not reach the logs: log the route, never the headers.
+    ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
+  });
+  await app.register(problemDetails);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated]) app.addSchema(schema);
+  // Every route documents the shared problem responses.
+  app.addHook('onRoute', (route) => {
+    if (!route.schema || (route.url as string).startsWith('/docs')) return;
+    const response = (route.schema.response ??= {}) as Record<string, unknown>;
+    for (const status of STANDARD_ERRORS) response[status] ??= { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } };
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'FUSS aggregation server', description: 'Federated unsupervised semantic segmentation: federations, participants, rounds, updates and global models.', version: '0.1.0' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Admin token (FUSS_ADMIN_TOKEN) or a participant token' } } },
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const federations = createFederationsService({ prisma: deps.db.prisma, clock: deps.clock });
+  const auth = createAuth({ adminToken: deps.config.adminToken, federations });
+  await app.register(healthRoutes, { db: deps.db });
+  await app.register(federationRoutes, { federations, auth });
+  return app;
+}

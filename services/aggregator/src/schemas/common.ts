@@ -1,0 +1,19 @@
+// Shared TypeBox schemas: the problem body every error response uses.
+
+import { Type } from '@sinclair/typebox';
+
+export const Problem = Type.Object(
+  {
+    type: Type.String({ description: 'URI naming the kind of problem' }),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String({ description: 'What went wrong, for a person' }),
+    instance: Type.String({ description: 'Request id (also in the server log)' }),
+  },
+  { $id: 'Problem', description: 'RFC 9457 problem details' },
+);
+
+export const ProblemRef = Type.Ref('Problem');
+
+/** Error responses added to every route (plugins/openapi.ts). */
+export const STANDARD_ERRORS = [400, 401, 403, 404, 409, 413, 500] as const;

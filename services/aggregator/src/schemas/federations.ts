@@ -1,0 +1,86 @@
+// Request and response schemas of federations, participants and models (TypeBox): one definition
+// validates, types the handlers and documents the API.
+
+import { Type, type Static } from '@sinclair/typebox';
+import { STRATEGY_NAMES } from '@fuss/core';
+
+export const FederationCreate = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200, examples: ['road-scenes'] }),
+    backbone: Type.Object({
+      id: Type.String({ minLength: 1, maxLength: 200, examples: ['mobilenetv2-int8'] }),
+      sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'sha256 of the ONNX file' }),
+      featureKey: Type.String({ minLength: 1, maxLength: 64, description: 'featureConfigKey of the backbone descriptor (outputs, sizing, normalisation)' }),
+      channels: Type.Integer({ minimum: 1, maximum: 16384, description: 'Feature channels C' }),
+    }),
+    codeDim: Type.Integer({ minimum: 1, maximum: 4096, default: 70, description: 'Code dimension D of the head' }),
+    k: Type.Integer({ minimum: 1, maximum: 1000, description: 'Number of centroids (classes)' }),
+    strategy: Type.Union(STRATEGY_NAMES.map((name) => Type.Literal(name)), { default: 'fedcc-kmeans' }),
+    modules: Type.Object(
+      {
+        weighted: Type.Boolean({ default: true, description: 'W: weight by sample count' }),
+        head: Type.Boolean({ default: true, description: 'E: aggregate the head' }),
+        centroids: Type.Boolean({ default: true, description: 'C: aggregate the centroids' }),
+      },
+      { default: {} },
+    ),
+    regularizer: Type.Union([Type.Literal('none'), Type.Literal('fedprox'), Type.Literal('moon')], { default: 'none' }),
+    regularizerScope: Type.Union([Type.Literal('nonlinear'), Type.Literal('head')], { default: 'nonlinear' }),
+    rounds: Type.Integer({ minimum: 1, maximum: 100000 }),
+    localSteps: Type.Integer({ minimum: 1, maximum: 1000000 }),
+    minParticipants: Type.Integer({ minimum: 1, maximum: 10000, default: 1 }),
+    maxParticipants: Type.Integer({ minimum: 1, maximum: 10000 }),
+    roundDeadlineSeconds: Type.Integer({ minimum: 1, maximum: 30 * 24 * 3600, default: 3600 }),
+    deadlinePolicy: Type.Union([Type.Literal('extend'), Type.Literal('fail')], { default: 'extend' }),
+    seed: Type.Integer({ minimum: 0, maximum: 2 ** 31 - 1, default: 0 }),
+  },
+  { $id: 'FederationCreate', additionalProperties: false },
+);
+export type FederationCreate = Static<typeof FederationCreate>;
+
+export const Federation = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    backbone: Type.Object({ id: Type.String(), sha256: Type.String(), featureKey: Type.String(), channels: Type.Integer() }),
+    codeDim: Type.Integer(),
+    k: Type.Integer(),
+    strategy: Type.String(),
+    modules: Type.Object({ weighted: Type.Boolean(), head: Type.Boolean(), centroids: Type.Boolean() }),
+    regularizer: Type.String(),
+    regularizerScope: Type.String(),
+    rounds: Type.Integer(),
+    localSteps: Type.Integer(),
+    minParticipants: Type.Integer(),
+    maxParticipants: Type.Integer(),
+    roundDeadlineSeconds: Type.Integer(),
+    deadlinePolicy: Type.String(),
+    seed: Type.Integer(),
+    status: Type.String({ description: 'active or finished' }),
+    latestModelVersion: Type.Integer(),
+    createdAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'Federation' },
+);
+export type FederationView = Static<typeof Federation>;
+
+export const FederationList = Type.Object({ federations: Type.Array(Type.Ref('Federation')) }, { $id: 'FederationList' });
+
+export const FederationParams = Type.Object({ federationId: Type.String({ format: 'uuid' }) });
+
+export const ParticipantCreate = Type.Object({ name: Type.String({ minLength: 1, maxLength: 200, examples: ['hospital-a'] }) }, { $id: 'ParticipantCreate', additionalProperties: false });
+
+export const ParticipantCreated = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    federationId: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    token: Type.String({ description: 'Bearer token of the participant. Shown once: only its hash is stored.' }),
+  },
+  { $id: 'ParticipantCreated' },
+);
+
+export const ModelParams = Type.Object({
+  federationId: Type.String({ format: 'uuid' }),
+  version: Type.Union([Type.Literal('latest'), Type.String({ pattern: '^[0-9]{1,9}$' })], { description: 'Model version, or latest' }),
+});

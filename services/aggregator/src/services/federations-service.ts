@@ -1,0 +1,150 @@
+// Use cases of federations and participants. Every multi-row change is one transaction.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createRng, encodeModel, initCentroids, initHead, sha256Hex } from '@fuss/core';
+import type { PrismaClient } from '../generated/prisma/client.js';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { FederationCreate, FederationView } from '../schemas/federations.js';
+import { FussError } from '@fuss/core';
+
+type FederationRow = Awaited<ReturnType<PrismaClient['federation']['findUniqueOrThrow']>>;
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export function newParticipantToken(): string {
+  return `fuss_p_${randomBytes(32).toString('base64url')}`;
+}
+
+function view(row: FederationRow, latestModelVersion: number): FederationView {
+  return {
+    id: row.id,
+    name: row.name,
+    backbone: { id: row.backboneId, sha256: row.backboneSha256, featureKey: row.featureKey, channels: row.channels },
+    codeDim: row.codeDim,
+    k: row.k,
+    strategy: row.strategy,
+    modules: { weighted: row.weighted, head: row.aggregateHead, centroids: row.aggregateCentroids },
+    regularizer: row.regularizer,
+    regularizerScope: row.regularizerScope,
+    rounds: row.totalRounds,
+    localSteps: row.localSteps,
+    minParticipants: row.minParticipants,
+    maxParticipants: row.maxParticipants,
+    roundDeadlineSeconds: row.roundDeadlineSeconds,
+    deadlinePolicy: row.deadlinePolicy,
+    seed: row.seed,
+    status: row.status,
+    latestModelVersion,
+    createdAt: row.createdAt.toISOString(),
+  };
+}
+
+export function createFederationsService(deps: { prisma: PrismaClient; clock?: () => Date }) {
+  const { prisma } = deps;
+  const now = deps.clock ?? (() => new Date());
+
+  async function latestVersion(federationId: string): Promise<number> {
+    const model = await prisma.globalModel.findFirst({ where: { federationId }, orderBy: { version: 'desc' }, select: { version: true } });
+    return model?.version ?? 0;
+  }
+
+  return {
+    /** Creates a federation with its seeded initial model (version 0) and opens round 1. */
+    async create(input: FederationCreate): Promise<FederationView> {
+      if (input.minParticipants > input.maxParticipants) {
+        throw new FussError(`minParticipants (${input.minParticipants}) exceeds maxParticipants (${input.maxParticipants})`, { status: 400, type: 'bad-config' });
+      }
+      const rng = createRng(input.seed);
+      const shape = { channels: input.backbone.channels, codeDim: input.codeDim };
+      const weights = encodeModel({
+        head: initHead(shape, rng),
+        centroids: initCentroids(input.k, input.codeDim, rng),
+        channels: input.backbone.channels,
+        codeDim: input.codeDim,
+        k: input.k,
+        backbone: { id: input.backbone.id, sha256: input.backbone.sha256, featureKey: input.backbone.featureKey },
+        round: 0,
+        version: 0,
+        info: { initial: true, seed: input.seed },
+      });
+      const opened = now();
+      const row = await prisma.$transaction(async (tx) => {
+        const federation = await tx.federation.create({
+          data: {
+            name: input.name,
+            backboneId: input.backbone.id,
+            backboneSha256: input.backbone.sha256,
+            featureKey: input.backbone.featureKey,
+            channels: input.backbone.channels,
+            codeDim: input.codeDim,
+            k: input.k,
+            strategy: input.strategy,
+            weighted: input.modules.weighted,
+            aggregateHead: input.modules.head,
+            aggregateCentroids: input.modules.centroids,
+            regularizer: input.regularizer,
+            regularizerScope: input.regularizerScope,
+            totalRounds: input.rounds,
+            localSteps: input.localSteps,
+            minParticipants: input.minParticipants,
+            maxParticipants: input.maxParticipants,
+            roundDeadlineSeconds: input.roundDeadlineSeconds,
+            deadlinePolicy: input.deadlinePolicy,
+            seed: input.seed,
+          },
+        });
+        await tx.globalModel.create({ data: { federationId: federation.id, version: 0, roundNumber: 0, sha256: sha256Hex(weights), weights: new Uint8Array(weights) } });
+        await tx.round.create({
+          data: { federationId: federation.id, number: 1, baseVersion: 0, openedAt: opened, deadlineAt: new Date(opened.getTime() + input.roundDeadlineSeconds * 1000) },
+        });
+        return federation;
+      });
+      return view(row, 0);
+    },
+
+    async list(): Promise<FederationView[]> {
+      const rows = await prisma.federation.findMany({ orderBy: { createdAt: 'asc' } });
+      return Promise.all(rows.map(async (row) => view(row, await latestVersion(row.id))));
+    },
+
+    async get(federationId: string): Promise<FederationView> {
+      const row = await prisma.federation.findUnique({ where: { id: federationId } });
+      if (!row) throw new NotFoundError(`federation ${federationId} does not exist`);
+      return view(row, await latestVersion(row.id));
+    },
+
+    /** Enrols a participant; the token is returned once and only its hash is stored. */
+    async addParticipant(federationId: string, name: string) {
+      await this.get(federationId);
+      const token = newParticipantToken();
+      try {
+        const participant = await prisma.participant.create({ data: { federationId, name, tokenHash: hashToken(token) } });
+        return { id: participant.id, federationId, name: participant.name, token };
+      } catch (err) {
+        if ((err as { code?: string }).code === 'P2002') throw new ConflictError(`federation ${federationId} already has a participant named "${name}"`, 'participant-exists');
+        throw err;
+      }
+    },
+
+    /** The participant a bearer token belongs to, or undefined. */
+    async participantByToken(token: string) {
+      const participant = await prisma.participant.findUnique({ where: { tokenHash: hashToken(token) } });
+      return participant && participant.revokedAt === null ? participant : undefined;
+    },
+
+    /** Safetensors bytes of a global model version (`latest` allowed). */
+    async model(federationId: string, version: number | 'latest'): Promise<{ version: number; sha256: string; weights: Uint8Array }> {
+      await this.get(federationId);
+      const model =
+        version === 'latest'
+          ? await prisma.globalModel.findFirst({ where: { federationId }, orderBy: { version: 'desc' } })
+          : await prisma.globalModel.findUnique({ where: { federationId_version: { federationId, version } } });
+      if (!model) throw new NotFoundError(`federation ${federationId} has no model version ${version}`);
+      return { version: model.version, sha256: model.sha256, weights: model.weights };
+    },
+  };
+}
+
+export type FederationsService = ReturnType<typeof createFederationsService>;
