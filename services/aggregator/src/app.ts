@@ -13,12 +13,23 @@ import { Federation, FederationCreate, FederationList, ParticipantCreate, Partic
 import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
 import { federationRoutes } from './routes/federations.js';
+import { roundRoutes } from './routes/rounds.js';
+import { createRoundsService, type RoundsService } from './services/rounds-service.js';
+import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 
 export interface AppDependencies {
   db: Database;
   config: Pick<ServerConfig, 'adminToken' | 'bodyLimit'>;
   logger?: FastifyServerOptions['logger'];
   clock?: () => Date;
+  /** Check deadlines and abandoned aggregations this often (ms); off when undefined (tests call sweep). */
+  sweepIntervalMs?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rounds: RoundsService;
+  }
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
@@ -29,7 +40,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -51,5 +62,18 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const auth = createAuth({ adminToken: deps.config.adminToken, federations });
   await app.register(healthRoutes, { db: deps.db });
   await app.register(federationRoutes, { federations, auth });
+  const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
+  await app.register(roundRoutes, { rounds, auth });
+  app.decorate('rounds', rounds);
+  if (deps.sweepIntervalMs) {
+    let sweeping = false;
+    const timer = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      rounds.sweep().catch((err: unknown) => app.log.error({ err }, 'round sweep failed')).finally(() => (sweeping = false));
+    }, deps.sweepIntervalMs);
+    timer.unref();
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
   return app;
 }

@@ -19,6 +19,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, env: No
     db,
     config,
     logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    sweepIntervalMs: 1000,
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
