@@ -14,6 +14,9 @@ import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
 import { federationRoutes } from './routes/federations.js';
 import { roundRoutes } from './routes/rounds.js';
+import { segmentRoutes } from './routes/segment.js';
+import { createSegmentService } from './services/segment-service.js';
+import type { Backbone, TrainingEngine } from '@fuss/core';
 import { createRoundsService, type RoundsService } from './services/rounds-service.js';
 import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 
@@ -22,6 +25,9 @@ export interface AppDependencies {
   config: Pick<ServerConfig, 'adminToken' | 'bodyLimit'>;
   logger?: FastifyServerOptions['logger'];
   clock?: () => Date;
+  /** Backbone and engine for POST /segment (without them /segment answers 409). */
+  backbone?: Backbone;
+  engine?: TrainingEngine;
   /** Check deadlines and abandoned aggregations this often (ms); off when undefined (tests call sweep). */
   sweepIntervalMs?: number;
 }
@@ -65,6 +71,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
   await app.register(roundRoutes, { rounds, auth });
   app.decorate('rounds', rounds);
+  await app.register(segmentRoutes, { segment: createSegmentService({ backbone: deps.backbone, engine: deps.engine, federations }), auth });
   if (deps.sweepIntervalMs) {
     let sweeping = false;
     const timer = setInterval(() => {

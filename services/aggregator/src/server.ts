@@ -4,14 +4,23 @@
 import { buildApp } from './app.js';
 import { loadConfig, type ServerConfig } from './config.js';
 import { openDatabase } from './db/database.js';
+import { Backbone, createEngine } from '@fuss/core';
 
 export interface RunningServer {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startServer(overrides: Partial<ServerConfig> = {}, env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = () => undefined): Promise<RunningServer> {
+export async function startServer(
+  overrides: Partial<ServerConfig> = {},
+  env: NodeJS.ProcessEnv = process.env,
+  log: (line: string) => void = () => undefined,
+  options: { backbonePath?: string } = {},
+): Promise<RunningServer> {
   const config = loadConfig(env, overrides);
+  const backbone = options.backbonePath ? await Backbone.open(options.backbonePath, { log }) : undefined;
+  const engine = backbone ? await createEngine('onnx', { log }) : undefined;
+  if (backbone) log(`segmentation backbone: ${backbone.descriptor.id} (sha256 ${backbone.descriptor.sha256.slice(0, 12)}...)`);
   const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
   const applied = await db.migrate();
   log(`database: ${db.kind === 'postgres' ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.pgliteDir}`}${applied.length ? `, applied migrations ${applied.join(', ')}` : ''}`);
@@ -20,6 +29,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, env: No
     config,
     logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
     sweepIntervalMs: 1000,
+    backbone,
+    engine,
   });
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -32,6 +43,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, env: No
     close: async () => {
       await app.close();
       await db.close();
+      await engine?.dispose();
+      await backbone?.close();
     },
   };
 }

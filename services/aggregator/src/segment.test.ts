@@ -1,0 +1,89 @@
+// POST /segment with a tiny backbone built by the test: masks of the image's size in every format,
+// and clear errors for non-images, another backbone and missing tokens.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import type { FastifyInstance } from 'fastify';
+import { Backbone, createEngine, featureConfigKey, type TrainingEngine } from '@fuss/core';
+import { buildTinyCnn } from '../../core/src/test-support/tiny-backbones.js';
+import { makeTempDir } from '../../core/src/test-support/fixtures.js';
+import { buildApp } from './app.js';
+import { freshPglite, type TestDatabase } from './test-support/databases.js';
+
+const ADMIN = 'admin-token-for-tests-0123456789';
+const admin = { authorization: `Bearer ${ADMIN}` };
+let dir: Awaited<ReturnType<typeof makeTempDir>>;
+let test: TestDatabase;
+let app: FastifyInstance;
+let backbone: Backbone;
+let engine: TrainingEngine;
+let image: Buffer;
+
+beforeAll(async () => {
+  dir = await makeTempDir();
+  const modelPath = join(dir.path, 'tiny-cnn.onnx');
+  await writeFile(modelPath, buildTinyCnn());
+  backbone = await Backbone.open(modelPath);
+  engine = await createEngine('onnx', { threads: 1 });
+  test = await freshPglite();
+  await test.db.migrate();
+  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 }, backbone, engine });
+  const rgb = Buffer.alloc(30 * 20 * 3).map((_, i) => (i % 3 === 0 ? 200 : (i * 7) % 256));
+  image = await sharp(rgb, { raw: { width: 30, height: 20, channels: 3 } }).jpeg().toBuffer();
+});
+afterAll(async () => {
+  await app.close();
+  await test.dispose();
+  await engine.dispose();
+  await backbone.close();
+  await dir.remove();
+});
+
+async function federation(sha256 = backbone.descriptor.sha256) {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/v1/federations',
+    headers: admin,
+    payload: { name: `seg-${Math.random()}`, backbone: { id: 'tiny-cnn', sha256, featureKey: featureConfigKey(backbone.descriptor), channels: 8 }, codeDim: 4, k: 3, rounds: 1, localSteps: 1, maxParticipants: 1 },
+  });
+  return response.json().id as string;
+}
+
+const segment = (id: string, format: string, body: Buffer = image, type = 'image/jpeg', headers: object = admin) =>
+  app.inject({ method: 'POST', url: `/segment?federation=${id}&format=${format}`, headers: { ...headers, 'content-type': type }, payload: body });
+
+describe('POST /segment', () => {
+  it('returns a PNG of class ids, JSON, or an overlay, all of the image size', async () => {
+    const id = await federation();
+    const png = await segment(id, 'png');
+    expect(png.statusCode, png.body).toBe(200);
+    expect(png.headers['content-type']).toBe('image/png');
+    expect(png.headers['x-model-version']).toBe('0');
+    const pngMeta = await sharp(png.rawPayload).metadata();
+    expect([pngMeta.width, pngMeta.height, pngMeta.channels]).toEqual([30, 20, 1]);
+    const { data } = await sharp(png.rawPayload).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+    expect(Math.max(...data)).toBeLessThan(3);
+    const json = (await segment(id, 'json')).json();
+    expect([json.width, json.height, json.k, json.mask.length]).toEqual([30, 20, 3, 600]);
+    expect(json.mask).toEqual(Array.from(data));
+    const overlay = await segment(id, 'overlay');
+    const meta = await sharp(overlay.rawPayload).metadata();
+    expect([meta.format, meta.width, meta.height, meta.channels]).toEqual(['png', 30, 20, 3]);
+  });
+
+  it('answers clear 4xx errors', async () => {
+    const id = await federation();
+    const notImage = await segment(id, 'png', Buffer.from('this is not an image'), 'image/png');
+    expect(notImage.statusCode).toBe(400);
+    expect(notImage.json().detail).toMatch(/cannot read image the uploaded image/);
+    const other = await federation('d'.repeat(64));
+    const mismatch = await segment(other, 'png');
+    expect(mismatch.statusCode).toBe(409);
+    expect(mismatch.json().detail).toMatch(/this server runs tiny-cnn/);
+    expect((await segment(id, 'png', image, 'image/jpeg', {})).statusCode).toBe(401);
+    expect((await segment(id, 'gif')).statusCode).toBe(400);
+    expect((await segment(id, 'png', Buffer.from('{}'), 'application/json')).statusCode).toBe(415);
+  });
+});
