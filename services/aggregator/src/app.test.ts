@@ -127,3 +127,18 @@ describe('operations and documentation', () => {
     expect(loadConfig({}).host).toBe('127.0.0.1');
   });
 });
+
+describe('the committed OpenAPI document', () => {
+  it('equals what the server serves (run `npm run openapi` after changing a route)', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const committed = JSON.parse(await readFile(new URL('../../../openapi/openapi.json', import.meta.url), 'utf8'));
+    expect(committed).toEqual(JSON.parse(JSON.stringify(app.swagger())));
+  });
+
+  it('serves Prometheus metrics', async () => {
+    await app.inject({ method: 'GET', url: '/healthz' });
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toMatch(/fuss_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
+  });
+});

@@ -12,6 +12,7 @@ import { Problem, STANDARD_ERRORS } from './schemas/common.js';
 import { Federation, FederationCreate, FederationList, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
 import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
+import { metricsPlugin } from './plugins/metrics.js';
 import { federationRoutes } from './routes/federations.js';
 import { roundRoutes } from './routes/rounds.js';
 import { segmentRoutes } from './routes/segment.js';
@@ -67,6 +68,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const federations = createFederationsService({ prisma: deps.db.prisma, clock: deps.clock });
   const auth = createAuth({ adminToken: deps.config.adminToken, federations });
   await app.register(healthRoutes, { db: deps.db });
+  await metricsPlugin(app);
   await app.register(federationRoutes, { federations, auth });
   const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
   await app.register(roundRoutes, { rounds, auth });
