@@ -3,53 +3,21 @@
 // builds before running vitest).
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const BIN = fileURLToPath(new URL('../../cli/bin/fuss.js', import.meta.url));
-const ADMIN = 'e2e-admin-token-0123456789abcdef';
+import { ADMIN, BIN, startServer, stop } from './server-helper.js';
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-async function startServer(dbDir: string): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'server', '--port', '0', '--db-dir', dbDir], {
-    env: { ...process.env, FUSS_ADMIN_TOKEN: ADMIN, DATABASE_URL: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${output}`)), 30_000);
-    const check = () => {
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    };
-    child.stderr!.on('data', check);
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${output}`)));
-  });
-  return { url, child, output: () => output };
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  child.kill('SIGTERM');
-  return exited;
-}
-
 describe('fuss server process', () => {
   it('serves over HTTP, never logs tokens, and keeps federations across a restart', async () => {
     const dbDir = await mkdtemp(join(tmpdir(), 'fuss-e2e-db-'));
     dirs.push(dbDir);
-    const first = await startServer(dbDir);
+    const first = await startServer({}, ['--db-dir', dbDir]);
     expect(await (await fetch(`${first.url}/readyz`)).json()).toEqual({ status: 'ready', database: 'pglite' });
     const created = await fetch(`${first.url}/v1/federations`, {
       method: 'POST',
@@ -65,7 +33,7 @@ describe('fuss server process', () => {
     expect(first.output()).not.toContain(ADMIN);
     expect(first.output()).not.toContain('wrong-token-value');
 
-    const second = await startServer(dbDir);
+    const second = await startServer({}, ['--db-dir', dbDir]);
     const list = (await (await fetch(`${second.url}/v1/federations`, { headers: { authorization: `Bearer ${ADMIN}` } })).json()) as { federations: { id: string }[] };
     expect(list.federations.map((f: { id: string }) => f.id)).toEqual([federation.id]);
     expect(second.output()).not.toMatch(/applied migrations/);

@@ -106,6 +106,28 @@ describe('a federation of two participants over two rounds', () => {
   });
 });
 
+describe('crash recovery', () => {
+  it('takes over an aggregation whose process died (claim older than the lease)', async () => {
+    const f = await setup({ maxParticipants: 3 });
+    await put(f.id, 1, f.as(0), update(41));
+    await put(f.id, 1, f.as(1), update(42));
+    const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+    // A process claimed the round two minutes ago and was killed before committing.
+    await test.db.prisma.round.update({ where: { id: round.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(Date.now() - 120_000) } });
+    await app.rounds.sweep();
+    const after = await test.db.prisma.round.findUniqueOrThrow({ where: { id: round.id } });
+    expect(after.state).toBe('closed');
+    expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
+    // A fresh claim (within the lease) is left alone.
+    const f2 = await setup({ maxParticipants: 3 });
+    await put(f2.id, 1, f2.as(0), update(43));
+    const round2 = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f2.id, number: 1 } });
+    await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date() } });
+    await app.rounds.sweep();
+    expect((await test.db.prisma.round.findUniqueOrThrow({ where: { id: round2.id } })).state).toBe('aggregating');
+  });
+});
+
 describe('deadlines', () => {
   it('aggregates at the deadline with enough updates, extends or fails otherwise', async () => {
     const enough = await setup({ maxParticipants: 3, minParticipants: 1, roundDeadlineSeconds: 60 });

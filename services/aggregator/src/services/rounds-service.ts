@@ -100,18 +100,20 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
       // Validate before touching the database: shapes, dtypes, finiteness, backbone and features.
       decodeModel(body, { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k }, 'update');
-      let count: number;
       try {
-        count = await prisma.$transaction(async (tx) => {
+        await prisma.$transaction(async (tx) => {
+          // Row lock on the round: a concurrent claim (open -> aggregating) waits for this insert or wins before it.
           const stillOpen = await tx.round.updateMany({ where: { id: round.id, state: 'open' }, data: { state: 'open' } });
           if (stillOpen.count === 0) throw new ConflictError(`round ${number} closed while the update was uploading`, 'round-not-open');
           await tx.update.create({ data: { roundId: round.id, participantId, samples, sha256, weights: new Uint8Array(body), metrics: (metrics ?? undefined) as never } });
-          return tx.update.count({ where: { roundId: round.id } });
         });
       } catch (err) {
         if ((err as { code?: string }).code === 'P2002') return service.submit(federationId, participantId, number, body, samples, metrics); // concurrent retry: answer as a duplicate
         throw err;
       }
+      // Counted after the commit, so of two concurrent final uploads at least the later one sees the
+      // round full; the guarded claim lets only one of them aggregate.
+      const count = await prisma.update.count({ where: { roundId: round.id } });
       if (count >= federation.maxParticipants) await service.aggregate(round.id);
       return { accepted: true, duplicate: false, round: number, count };
     },
