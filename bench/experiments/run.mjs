@@ -2,7 +2,7 @@
 // by dirichlet:0.5, evaluated on camvid/val. Table 1/2 rows: FedAvg, FedProx, MOON, each with and
 // without FedCC, local-only and centralized (3 seeds); Table 3: modules W/E/C with k-means vs maximin.
 // Every run uses the same rounds and local steps. Runs already on disk are reused (resumable):
-// delete bench/experiments/out/runs to start over.
+// delete bench/experiments/runs to start over.
 // Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2] [--only table12|table3] [--eval-every 5]
 
 import { parseArgs } from 'node:util';
@@ -27,7 +27,8 @@ const localSteps = Number(values['local-steps']);
 const seeds = values.seeds.split(',').map(Number);
 const assets = sharedAssets();
 const cacheDir = '.fuss/cache';
-const runsDir = join(here, 'out', 'runs');
+// Each run's result is committed (bench/experiments/runs) so later sessions resume instead of recomputing.
+const runsDir = join(here, 'runs');
 mkdirSync(runsDir, { recursive: true });
 
 const setups = [
