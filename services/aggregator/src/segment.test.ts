@@ -68,6 +68,16 @@ describe('POST /segment', () => {
     const json = (await segment(id, 'json')).json();
     expect([json.width, json.height, json.k, json.mask.length]).toEqual([30, 20, 3, 600]);
     expect(json.mask).toEqual(Array.from(data));
+    // The same image as a multipart/form-data file gives the same mask.
+    const boundary = 'fussboundary';
+    const form = Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`),
+      image,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const viaForm = await app.inject({ method: 'POST', url: `/segment?federation=${id}&format=json`, headers: { ...admin, 'content-type': `multipart/form-data; boundary=${boundary}` }, payload: form });
+    expect(viaForm.statusCode, viaForm.body).toBe(200);
+    expect(viaForm.json().mask).toEqual(json.mask);
     const overlay = await segment(id, 'overlay');
     const meta = await sharp(overlay.rawPayload).metadata();
     expect([meta.format, meta.width, meta.height, meta.channels]).toEqual(['png', 30, 20, 3]);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import multipart from '@fastify/multipart';
 import { Type, type Static } from '@sinclair/typebox';
 import { FussError } from '@fuss/core';
 import type { SegmentService } from '../services/segment-service.js';
@@ -12,6 +13,7 @@ const SegmentQuery = Type.Object({
 
 export async function segmentRoutes(app: FastifyInstance, opts: { segment: SegmentService; auth: Auth }) {
   for (const type of ['image/jpeg', 'image/png']) app.addContentTypeParser(type, { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  await app.register(multipart, { limits: { files: 1, fileSize: app.initialConfig.bodyLimit } });
   app.post<{ Querystring: Static<typeof SegmentQuery>; Body: Buffer }>('/segment', {
     schema: {
       operationId: 'segmentImage',
@@ -19,7 +21,7 @@ export async function segmentRoutes(app: FastifyInstance, opts: { segment: Segme
       tags: ['segmentation'],
       security: [{ bearer: [] }],
       querystring: SegmentQuery,
-      consumes: ['image/jpeg', 'image/png'],
+      consumes: ['image/jpeg', 'image/png', 'multipart/form-data'],
       response: {
         200: {
           description: 'The mask: PNG of class ids (format=png), a colour overlay PNG (format=overlay), or JSON (format=json)',
@@ -32,9 +34,14 @@ export async function segmentRoutes(app: FastifyInstance, opts: { segment: Segme
     },
     preHandler: (request) => opts.auth.requireMember(request, request.query.federation).then(() => undefined),
     handler: async (request, reply) => {
-      if (!Buffer.isBuffer(request.body) || request.body.length === 0) throw new FussError('send the image as an image/jpeg or image/png body', { status: 415, type: 'unsupported-media-type' });
+      let image: Buffer | undefined = Buffer.isBuffer(request.body) ? request.body : undefined;
+      if (request.isMultipart()) {
+        const file = await request.file();
+        image = file ? await file.toBuffer() : undefined;
+      }
+      if (!image || image.length === 0) throw new FussError('send the image as an image/jpeg or image/png body, or as the file of a multipart/form-data body', { status: 415, type: 'unsupported-media-type' });
       const version = !request.query.version || request.query.version === 'latest' ? 'latest' : Number(request.query.version);
-      const result = await opts.segment.segment(request.query.federation, version, request.body, request.query.format ?? 'png');
+      const result = await opts.segment.segment(request.query.federation, version, image, request.query.format ?? 'png');
       reply.headers(result.headers).type(result.contentType);
       return result.body;
     },
