@@ -82,10 +82,10 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     const url = new URL(options.databaseUrl);
     const schema = url.searchParams.get('schema') ?? undefined;
     url.searchParams.delete('schema');
-    const plainUrl = url.toString();
+    // Raw SQL (migrations, guarded inserts) resolves table names through search_path.
     if (schema) url.searchParams.set('options', `-c search_path="${schema}"`);
     const { executor, end } = await pgExecutor(url.toString());
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: plainUrl }, schema ? { schema } : undefined) });
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }, schema ? { schema } : undefined) });
     return {
       kind: 'postgres',
       prisma,

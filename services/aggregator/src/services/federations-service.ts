@@ -134,6 +134,9 @@ export function createFederationsService(deps: { prisma: PrismaClient; clock?: (
       return participant && participant.revokedAt === null ? participant : undefined;
     },
 
+    /** The newest model version of a federation (cheap: no weights read). */
+    latestVersion,
+
     /** Safetensors bytes of a global model version (`latest` allowed). */
     async model(federationId: string, version: number | 'latest'): Promise<{ version: number; sha256: string; weights: Uint8Array }> {
       await this.get(federationId);

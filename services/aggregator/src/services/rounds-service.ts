@@ -13,6 +13,7 @@ import {
   canonicalOrder, clientWeights, createStrategy, decodeModel, encodeModel, sha256Hex, WeightedSumAccumulator, FussError,
   HEAD_PARAM_NAMES, type ClientUpdate, type HeadParams,
 } from '@fuss/core';
+import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 
@@ -100,17 +101,22 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
       // Validate before touching the database: shapes, dtypes, finiteness, backbone and features.
       decodeModel(body, { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k }, 'update');
+      // One statement: the row is inserted only while the round is open, holding a share lock on the
+      // round until it commits. Uploads do not wait for each other; an aggregation claim (which
+      // updates the round) waits for them, so every update accepted with 201 is in the aggregation.
+      let inserted: number;
       try {
-        await prisma.$transaction(async (tx) => {
-          // Row lock on the round: a concurrent claim (open -> aggregating) waits for this insert or wins before it.
-          const stillOpen = await tx.round.updateMany({ where: { id: round.id, state: 'open' }, data: { state: 'open' } });
-          if (stillOpen.count === 0) throw new ConflictError(`round ${number} closed while the update was uploading`, 'round-not-open');
-          await tx.update.create({ data: { roundId: round.id, participantId, samples, sha256, weights: new Uint8Array(body), metrics: (metrics ?? undefined) as never } });
-        });
+        inserted = await prisma.$executeRaw`
+          INSERT INTO "Update" ("id", "roundId", "participantId", "samples", "sha256", "weights", "metrics", "receivedAt")
+          SELECT ${randomUUID()}, r."id", ${participantId}, ${samples}, ${sha256}, ${new Uint8Array(body)}, ${metrics === undefined ? null : JSON.stringify(metrics)}::jsonb, now()
+          FROM "Round" r WHERE r."id" = ${round.id} AND r."state" = 'open'
+          FOR SHARE`;
       } catch (err) {
-        if ((err as { code?: string }).code === 'P2002') return service.submit(federationId, participantId, number, body, samples, metrics); // concurrent retry: answer as a duplicate
+        // A concurrent retry of the same upload won the unique (round, participant) key: answer as a duplicate.
+        if (/23505|unique/i.test(`${(err as { meta?: { code?: string } }).meta?.code ?? ''} ${(err as Error).message}`)) return service.submit(federationId, participantId, number, body, samples, metrics);
         throw err;
       }
+      if (inserted === 0) throw new ConflictError(`round ${number} closed while the update was uploading`, 'round-not-open');
       // Counted after the commit, so of two concurrent final uploads at least the later one sees the
       // round full; the guarded claim lets only one of them aggregate.
       const count = await prisma.update.count({ where: { roundId: round.id } });

@@ -22,20 +22,22 @@ export function classColour(id: number): [number, number, number] {
   return [Math.round((r + 0.2) * 255), Math.round((g + 0.2) * 255), Math.round((b + 0.2) * 255)];
 }
 
-export function createSegmentService(deps: { backbone?: Backbone; engine?: TrainingEngine; federations: Pick<FederationsService, 'get' | 'model'> }) {
+export function createSegmentService(deps: { backbone?: Backbone; engine?: TrainingEngine; federations: Pick<FederationsService, 'get' | 'model' | 'latestVersion'> }) {
   const models = new Map<string, SegmentationModel>();
 
   async function modelFor(federationId: string, version: number | 'latest') {
     const federation = await deps.federations.get(federationId);
-    const stored = await deps.federations.model(federationId, version);
-    const key = `${federationId}:${stored.version}`;
+    // Resolve the version first; the weights are read from the database only on a cache miss.
+    const resolved = version === 'latest' ? await deps.federations.latestVersion(federationId) : version;
+    const key = `${federationId}:${resolved}`;
     let model = models.get(key);
     if (!model) {
+      const stored = await deps.federations.model(federationId, resolved);
       model = decodeModel(stored.weights, { backboneSha256: federation.backbone.sha256 }, `model ${stored.version}`);
       models.set(key, model);
       if (models.size > MODEL_CACHE_SIZE) models.delete(models.keys().next().value!);
     }
-    return { federation, model, version: stored.version };
+    return { federation, model, version: resolved };
   }
 
   return {

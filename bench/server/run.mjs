@@ -1,0 +1,165 @@
+// Aggregation server benchmark: (1) uploads per second and p50/p99 latency for N concurrent
+// participants sending ViT-B-sized updates (C = 768, D = 70, K = 27: about 2.8 MB) over loopback HTTP,
+// on Postgres and on PGlite; (2) aggregation time and peak RSS for 10, 100 and 1000 updates in a
+// round; (3) POST /segment latency against the backbone + head compute alone (server overhead).
+// Usage: node bench/server/run.mjs [--concurrency 8] [--uploads 64] [--aggregate 10,100,1000] [--databases pglite,postgres]
+
+import { parseArgs } from 'node:util';
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { buildApp, openDatabase } from '@fuss/aggregator';
+import {
+  Backbone, assignPixels, createEngine, createRng, encodeModel, featureConfigKey, headCodeFunction, initCentroids, initHead, normalizeRows, readImageSize, sha256Hex,
+} from '@fuss/core';
+import { median, printTable, sharedAssets, writeResults } from '../common.mjs';
+
+const { values } = parseArgs({
+  options: {
+    concurrency: { type: 'string', default: '8' },
+    uploads: { type: 'string', default: '64' },
+    aggregate: { type: 'string', default: '10,100,1000' },
+    databases: { type: 'string', default: 'pglite,postgres' },
+    strategy: { type: 'string', default: 'fedcc-kmeans' },
+  },
+});
+const ADMIN = 'bench-admin-token-0123456789';
+const SHAPE = { channels: 768, codeDim: 70, k: 27 };
+const SHA = 'f'.repeat(64);
+const auth = (token) => ({ authorization: `Bearer ${token}` });
+const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+
+function updateBytes(seed) {
+  const rng = createRng(seed);
+  return Buffer.from(encodeModel({ head: initHead(SHAPE, rng), centroids: initCentroids(SHAPE.k, SHAPE.codeDim, rng), ...SHAPE, backbone: { id: 'vitb8-shaped', sha256: SHA, featureKey: 'bench' }, round: 0, version: 0 }));
+}
+
+async function openBenchDatabase(kind) {
+  if (kind === 'pglite') {
+    const dir = await mkdtemp(join(tmpdir(), 'fuss-bench-db-'));
+    const db = await openDatabase({ pgliteDir: dir });
+    return { db, dispose: async () => { await db.close(); await rm(dir, { recursive: true, force: true }); } };
+  }
+  const { default: pg } = await import('pg');
+  const base = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+  const schema = `bench_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA "${schema}"`);
+  const url = new URL(base);
+  url.searchParams.set('schema', schema);
+  const db = await openDatabase({ databaseUrl: url.toString() });
+  return { db, dispose: async () => { await db.close(); await admin.query(`DROP SCHEMA "${schema}" CASCADE`); await admin.end(); } };
+}
+
+async function createFederation(base, maxParticipants, participants) {
+  const response = await fetch(`${base}/v1/federations`, {
+    method: 'POST',
+    headers: { ...auth(ADMIN), 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', backbone: { id: 'vitb8-shaped', sha256: SHA, featureKey: 'bench', channels: SHAPE.channels }, codeDim: SHAPE.codeDim, k: SHAPE.k, rounds: 1, localSteps: 1, maxParticipants, strategy: values.strategy }),
+  });
+  const { id } = await response.json();
+  const tokens = [];
+  for (let i = 0; i < participants; i++) {
+    const r = await fetch(`${base}/v1/federations/${id}/participants`, { method: 'POST', headers: { ...auth(ADMIN), 'content-type': 'application/json' }, body: JSON.stringify({ name: `p${i}` }) });
+    tokens.push((await r.json()).token);
+  }
+  return { id, tokens };
+}
+
+const rows = [];
+const update = updateBytes(1);
+console.error(`update size: ${(update.length / 1e6).toFixed(2)} MB`);
+for (const kind of values.databases.split(',')) {
+  const { db, dispose } = await openBenchDatabase(kind);
+  await db.migrate();
+  const app = await buildApp({ db, config: { adminToken: ADMIN, bodyLimit: 64 * 1024 * 1024 }, logger: { level: 'error' } });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const base = `http://127.0.0.1:${app.server.address().port}`;
+
+  // (1) Upload throughput: every participant uploads once; the round never fills, so no aggregation.
+  const uploads = Number(values.uploads);
+  const concurrency = Number(values.concurrency);
+  const { id, tokens } = await createFederation(base, uploads + 1, uploads);
+  const latencies = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < uploads) {
+      const i = next++;
+      const t = performance.now();
+      const r = await fetch(`${base}/v1/federations/${id}/rounds/1/update?samples=10`, { method: 'PUT', headers: { ...auth(tokens[i]), 'content-type': 'application/octet-stream' }, body: update });
+      if (r.status !== 201) throw new Error(`upload ${i}: ${r.status} ${await r.text()}`);
+      latencies.push(performance.now() - t);
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  rows.push({ database: kind, work: `${uploads} uploads, ${concurrency} concurrent`, result: `${(uploads / seconds).toFixed(1)} uploads/s, ${(uploads * update.length / 1e6 / seconds).toFixed(0)} MB/s`, p50: `${percentile(latencies, 0.5).toFixed(0)} ms`, p99: `${percentile(latencies, 0.99).toFixed(0)} ms`, 'peak RSS': '' });
+  console.error(JSON.stringify(rows.at(-1)));
+
+  // (2) Aggregation of n updates, stored directly (the HTTP path is measured above).
+  for (const n of values.aggregate.split(',').map(Number)) {
+    const { id: fid } = await createFederation(base, n + 1, 0);
+    const round = await db.prisma.round.findFirstOrThrow({ where: { federationId: fid, number: 1 } });
+    for (let i = 0; i < n; i += 50) {
+      const batch = [];
+      for (let j = i; j < Math.min(n, i + 50); j++) {
+        const participant = await db.prisma.participant.create({ data: { federationId: fid, name: `a${j}`, tokenHash: randomBytes(32).toString('hex') } });
+        batch.push({ roundId: round.id, participantId: participant.id, samples: 10 + (j % 7), sha256: sha256Hex(update), weights: update });
+      }
+      await db.prisma.update.createMany({ data: batch });
+    }
+    global.gc?.();
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const t = performance.now();
+    const done = await app.rounds.aggregate(round.id);
+    const aggregateSeconds = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    if (!done) throw new Error('aggregation did not run');
+    rows.push({ database: kind, work: `aggregate ${n} updates (${values.strategy})`, result: `${aggregateSeconds.toFixed(2)} s`, p50: '', p99: '', 'peak RSS': `${(peak / 2 ** 20).toFixed(0)} MiB (+${((peak - rssBefore) / 2 ** 20).toFixed(0)})` });
+    console.error(JSON.stringify(rows.at(-1)));
+  }
+  await app.close();
+  await dispose();
+}
+
+// (3) /segment latency against the compute alone, with the MobileNetV2 backbone on a CamVid image.
+const assets = sharedAssets();
+const backbone = await Backbone.open(assets.mobilenet);
+const engine = await createEngine('onnx');
+const dbs = await openBenchDatabase('pglite');
+await dbs.db.migrate();
+const app = await buildApp({ db: dbs.db, config: { adminToken: ADMIN, bodyLimit: 64 * 1024 * 1024 }, backbone, engine });
+await app.listen({ host: '127.0.0.1', port: 0 });
+const base = `http://127.0.0.1:${app.server.address().port}`;
+const created = await fetch(`${base}/v1/federations`, { method: 'POST', headers: { ...auth(ADMIN), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'seg', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor), channels: 768 }, k: 11, rounds: 1, localSteps: 1, maxParticipants: 1 }) });
+const fid = (await created.json()).id;
+const image = await readFile(join(assets.val, 'images', '0016E5_07959.jpg')).catch(async () => readFile((await import('node:fs')).readdirSync(join(assets.val, 'images')).map((f) => join(assets.val, 'images', f))[0]));
+const http = [];
+const compute = [];
+const rng = createRng(0);
+const head = initHead({ channels: 768, codeDim: 70 }, rng);
+const centroids = normalizeRows(initCentroids(11, 70, rng), 11, 70);
+for (let i = 0; i < 23; i++) {
+  let t = performance.now();
+  const r = await fetch(`${base}/segment?federation=${fid}`, { method: 'POST', headers: { ...auth(ADMIN), 'content-type': 'image/jpeg' }, body: image });
+  await r.arrayBuffer();
+  if (i >= 3) http.push(performance.now() - t);
+  t = performance.now();
+  const size = await readImageSize(image);
+  const codes = await headCodeFunction(engine, head, 768, 70)(await backbone.extract(image));
+  assignPixels(codes, centroids, 11, size.width, size.height);
+  if (i >= 3) compute.push(performance.now() - t);
+}
+rows.push({ database: 'pglite', work: 'POST /segment 480x360 JPEG (PNG mask)', result: `median ${median(http).toFixed(1)} ms`, p50: `compute alone ${median(compute).toFixed(1)} ms`, p99: `overhead ${(median(http) - median(compute)).toFixed(1)} ms`, 'peak RSS': '' });
+await app.close();
+await dbs.dispose();
+await engine.dispose();
+await backbone.close();
+printTable(rows);
+console.log(`written ${writeResults('server', { updateBytes: update.length, concurrency: Number(values.concurrency), uploads: Number(values.uploads), strategy: values.strategy, rows })}`);
