@@ -1,195 +1,206 @@
-// Round lifecycle through the HTTP API (inject) on a fresh PGlite database: join, upload,
+// Round lifecycle through the HTTP API (inject) on a fresh PGlite database and on Postgres: join, upload,
 // idempotent retries, aggregation when full or at the deadline, exactly-once aggregation, and bad
 // updates that leave the stored state unchanged.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { freshPglite, type TestDatabase } from './test-support/databases.js';
+import { freshPglite, freshPostgres, postgresAvailable, type TestDatabase } from './test-support/databases.js';
 import { createRng, decodeModel, encodeModel, initCentroids, initHead, decodeSafetensors, encodeSafetensors } from '@fuss/core';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 const admin = { authorization: `Bearer ${ADMIN}` };
 const SHA = 'b'.repeat(64);
-let test: TestDatabase;
-let app: FastifyInstance;
-let clockOffsetMs = 0;
+const onPostgres = await postgresAvailable();
+const databases: [string, () => Promise<TestDatabase>][] = [
+  ['PGlite', freshPglite],
+  ['Postgres', freshPostgres],
+];
 
-beforeAll(async () => {
-  test = await freshPglite();
-  await test.db.migrate();
-  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 }, clock: () => new Date(Date.now() + clockOffsetMs) });
-});
-afterAll(async () => {
-  await app.close();
-  await test.dispose();
-});
+for (const [label, fresh] of databases) {
+  describe.skipIf(label === 'Postgres' && !onPostgres)(`rounds on ${label}`, () => {
+    let test: TestDatabase;
+    let app: FastifyInstance;
+    let clockOffsetMs = 0;
 
-function update(seed: number, options: { sha?: string; k?: number } = {}): Buffer {
-  const rng = createRng(seed);
-  const k = options.k ?? 3;
-  return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(k, 4, rng), channels: 8, codeDim: 4, k, backbone: { id: 'tiny', sha256: options.sha ?? SHA, featureKey: 'key1' }, round: 0, version: 0 }));
-}
+    beforeAll(async () => {
+      test = await fresh();
+      await test.db.migrate();
+      app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 }, clock: () => new Date(Date.now() + clockOffsetMs) });
+    });
+    afterAll(async () => {
+      await app.close();
+      await test.dispose();
+    });
 
-async function setup(overrides: object = {}) {
-  const created = await app.inject({
-    method: 'POST',
-    url: '/v1/federations',
-    headers: admin,
-    payload: { name: `f-${Math.random()}`, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, codeDim: 4, k: 3, rounds: 2, localSteps: 5, maxParticipants: 2, strategy: 'fedavg', ...overrides },
-  });
-  expect(created.statusCode, created.body).toBe(201);
-  const federation = created.json();
-  const tokens: string[] = [];
-  for (const name of ['site-a', 'site-b', 'site-c']) {
-    tokens.push((await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants`, headers: admin, payload: { name } })).json().token);
-  }
-  return { id: federation.id as string, as: (i: number) => ({ authorization: `Bearer ${tokens[i]}` }) };
-}
-
-const put = (id: string, round: number, headers: object, body: Buffer, samples = 10) =>
-  app.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=${samples}&metrics=${encodeURIComponent('{"loss":0.5}')}`, headers: { ...headers, 'content-type': 'application/octet-stream' }, payload: body });
-
-async function snapshot() {
-  return {
-    updates: await test.db.prisma.update.count(),
-    models: await test.db.prisma.globalModel.count(),
-    rounds: (await test.db.prisma.round.findMany({ orderBy: [{ federationId: 'asc' }, { number: 'asc' }] })).map((r) => [r.federationId, r.number, r.state]),
-  };
-}
-
-describe('a federation of two participants over two rounds', () => {
-  it('joins, uploads, aggregates when full, opens the next round, and finishes', async () => {
-    const f = await setup();
-    const join = (await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json();
-    expect(join).toMatchObject({ status: 'open', round: 1, modelVersion: 0, alreadySubmitted: false, training: { localSteps: 5, k: 3, codeDim: 4, strategy: 'fedavg' } });
-    expect((await put(f.id, 1, f.as(0), update(1))).json()).toEqual({ accepted: true, duplicate: false, round: 1, count: 1 });
-    // Retried upload: counted once.
-    const retry = await put(f.id, 1, f.as(0), update(1));
-    expect(retry.statusCode).toBe(200);
-    expect(retry.json()).toMatchObject({ accepted: false, duplicate: true, count: 1 });
-    expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json().alreadySubmitted).toBe(true);
-    expect((await put(f.id, 1, f.as(1), update(2), 30)).statusCode).toBe(201);
-
-    // Round 1 aggregated: version 1 is the sample-weighted mean of the two heads (FedAvg, W on).
-    const latest = await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/models/latest`, headers: f.as(0) });
-    expect(latest.headers['x-model-version']).toBe('1');
-    const model = decodeModel(latest.rawPayload);
-    const a = decodeModel(update(1));
-    const b = decodeModel(update(2));
-    for (const i of [0, 7, 31]) expect(model.head.l1Weight[i]).toBeCloseTo(0.25 * a.head.l1Weight[i] + 0.75 * b.head.l1Weight[i], 6);
-    expect(model.round).toBe(1);
-
-    const history = (await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/rounds`, headers: admin })).json().rounds;
-    expect(history.map((r: { number: number; state: string; updates: number }) => [r.number, r.state, r.updates])).toEqual([[1, 'closed', 2], [2, 'open', 0]]);
-    expect(history[0].metrics).toMatchObject({ updates: 2, samples: 40, strategy: 'fedavg' });
-
-    // A late update to the closed round is refused; round 2 completes the federation.
-    const late = await put(f.id, 1, f.as(2), update(3));
-    expect(late.statusCode).toBe(409);
-    expect(late.json().detail).toMatch(/round 1 is closed/);
-    await put(f.id, 2, f.as(0), update(4));
-    await put(f.id, 2, f.as(1), update(5));
-    expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json()).toEqual({ status: 'finished' });
-    expect((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}`, headers: admin })).json()).toMatchObject({ status: 'finished', latestModelVersion: 2 });
-  });
-
-  it('aggregates a round exactly once when two aggregations race', async () => {
-    const f = await setup({ maxParticipants: 3, strategy: 'fedcc-kmeans' });
-    await put(f.id, 1, f.as(0), update(11));
-    await put(f.id, 1, f.as(1), update(12));
-    const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
-    const results = await Promise.all([app.rounds.aggregate(round.id), app.rounds.aggregate(round.id), app.rounds.aggregate(round.id)]);
-    expect(results.filter(Boolean)).toHaveLength(1);
-    expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
-    expect(await test.db.prisma.round.count({ where: { federationId: f.id } })).toBe(2);
-  });
-});
-
-describe('crash recovery', () => {
-  it('takes over an aggregation whose process died (claim older than the lease)', async () => {
-    const f = await setup({ maxParticipants: 3 });
-    await put(f.id, 1, f.as(0), update(41));
-    await put(f.id, 1, f.as(1), update(42));
-    const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
-    // A process claimed the round two minutes ago and was killed before committing.
-    await test.db.prisma.round.update({ where: { id: round.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(Date.now() - 120_000) } });
-    await app.rounds.sweep();
-    const after = await test.db.prisma.round.findUniqueOrThrow({ where: { id: round.id } });
-    expect(after.state).toBe('closed');
-    expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
-    // A fresh claim (within the lease) is left alone.
-    const f2 = await setup({ maxParticipants: 3 });
-    await put(f2.id, 1, f2.as(0), update(43));
-    const round2 = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f2.id, number: 1 } });
-    await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date() } });
-    await app.rounds.sweep();
-    expect((await test.db.prisma.round.findUniqueOrThrow({ where: { id: round2.id } })).state).toBe('aggregating');
-  });
-});
-
-describe('deadlines', () => {
-  it('aggregates at the deadline with enough updates, extends or fails otherwise', async () => {
-    const enough = await setup({ maxParticipants: 3, minParticipants: 1, roundDeadlineSeconds: 60 });
-    await put(enough.id, 1, enough.as(0), update(21));
-    const extend = await setup({ maxParticipants: 3, minParticipants: 2, roundDeadlineSeconds: 60, deadlinePolicy: 'extend' });
-    await put(extend.id, 1, extend.as(0), update(22));
-    const fail = await setup({ maxParticipants: 3, minParticipants: 2, roundDeadlineSeconds: 60, deadlinePolicy: 'fail' });
-    const before = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: extend.id, number: 1 } });
-    clockOffsetMs = 61_000;
-    try {
-      await app.rounds.sweep();
-    } finally {
-      clockOffsetMs = 0;
+    function update(seed: number, options: { sha?: string; k?: number } = {}): Buffer {
+      const rng = createRng(seed);
+      const k = options.k ?? 3;
+      return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(k, 4, rng), channels: 8, codeDim: 4, k, backbone: { id: 'tiny', sha256: options.sha ?? SHA, featureKey: 'key1' }, round: 0, version: 0 }));
     }
-    const states = async (id: string) => (await test.db.prisma.round.findMany({ where: { federationId: id }, orderBy: { number: 'asc' } })).map((r) => r.state);
-    expect(await states(enough.id)).toEqual(['closed', 'open']);
-    expect(await states(extend.id)).toEqual(['open']);
-    const after = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: extend.id, number: 1 } });
-    expect(after.deadlineAt.getTime()).toBeGreaterThan(before.deadlineAt.getTime());
-    expect(await states(fail.id)).toEqual(['failed', 'open']);
-    const failed = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: fail.id, number: 1 } });
-    expect(failed.failureReason).toMatch(/0 of 2 required updates/);
-  });
-});
 
-describe('bad updates', () => {
-  it('are rejected with a 4xx and a message, and change nothing', async () => {
-    const f = await setup();
-    const other = await setup();
-    const good = update(31);
-    const { tensors, metadata } = decodeSafetensors(good);
-    const withNaN = Buffer.from(good);
-    // Poison the last float of the data section (a centroid or bias value).
-    withNaN.writeFloatLE(Number.NaN, withNaN.length - 4);
-    const cases: [string, () => Promise<{ statusCode: number; json(): { detail: string } }>, number, RegExp][] = [
-      ['malformed', () => put(f.id, 1, f.as(0), Buffer.from('not a safetensors file at all')), 400, /header/],
-      ['truncated', () => put(f.id, 1, f.as(0), good.subarray(0, good.length - 10)), 400, /past the|bytes/],
-      ['NaN', () => put(f.id, 1, f.as(0), withNaN), 400, /non-finite/],
-      ['wrong shapes', () => put(f.id, 1, f.as(0), update(32, { k: 5 })), 409, /k 5, expected 3/],
-      ['wrong backbone', () => put(f.id, 1, f.as(0), update(33, { sha: 'c'.repeat(64) })), 409, /trained on backbone/],
-      ['missing tensor', () => { const t = { ...tensors }; delete t['head.l2.bias']; return put(f.id, 1, f.as(0), Buffer.from(encodeSafetensors(t, metadata))); }, 400, /head\.l2\.bias" is missing/],
-      ['no token', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { 'content-type': 'application/octet-stream' }, payload: good }), 401, /token/],
-      ['wrong token', () => put(f.id, 1, { authorization: 'Bearer fuss_p_nope' }, good), 401, /token/],
-      ["another federation's token", () => put(f.id, 1, other.as(0), good), 403, /another federation/],
-      ['admin token', () => put(f.id, 1, admin, good), 403, /only participants/],
-      ['missing samples', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /samples/],
-      ['bad metrics', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3&metrics=%7Bnope`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /metrics/],
-      ['JSON body', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { ...f.as(0), 'content-type': 'application/json' }, payload: { a: 1 } }), 415, /octet-stream/],
-      ['oversized body', () => put(f.id, 1, f.as(0), Buffer.alloc(5 * 1024 * 1024)), 413, /body/i],
-      ['unknown round', () => put(f.id, 9, f.as(0), good), 404, /no round 9/],
-    ];
-    const before = await snapshot();
-    for (const [label, send, status, detail] of cases) {
-      const response = await send();
-      expect(response.statusCode, label).toBe(status);
-      expect(response.json().detail, label).toMatch(detail);
+    async function setup(overrides: object = {}) {
+      const created = await app.inject({
+        method: 'POST',
+        url: '/v1/federations',
+        headers: admin,
+        payload: { name: `f-${Math.random()}`, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, codeDim: 4, k: 3, rounds: 2, localSteps: 5, maxParticipants: 2, strategy: 'fedavg', ...overrides },
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      const federation = created.json();
+      const tokens: string[] = [];
+      for (const name of ['site-a', 'site-b', 'site-c']) {
+        tokens.push((await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants`, headers: admin, payload: { name } })).json().token);
+      }
+      return { id: federation.id as string, as: (i: number) => ({ authorization: `Bearer ${tokens[i]}` }) };
     }
-    expect(await snapshot()).toEqual(before);
-    // The good update is still accepted afterwards, and a different second upload is a conflict.
-    expect((await put(f.id, 1, f.as(0), good)).statusCode).toBe(201);
-    const replaced = await put(f.id, 1, f.as(0), update(34));
-    expect(replaced.statusCode).toBe(409);
-    expect(replaced.json().detail).toMatch(/already accepted/);
+
+    const put = (id: string, round: number, headers: object, body: Buffer, samples = 10) =>
+      app.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=${samples}&metrics=${encodeURIComponent('{"loss":0.5}')}`, headers: { ...headers, 'content-type': 'application/octet-stream' }, payload: body });
+
+    async function snapshot() {
+      return {
+        updates: await test.db.prisma.update.count(),
+        models: await test.db.prisma.globalModel.count(),
+        rounds: (await test.db.prisma.round.findMany({ orderBy: [{ federationId: 'asc' }, { number: 'asc' }] })).map((r) => [r.federationId, r.number, r.state]),
+      };
+    }
+
+    describe('a federation of two participants over two rounds', () => {
+      it('joins, uploads, aggregates when full, opens the next round, and finishes', async () => {
+        const f = await setup();
+        const join = (await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json();
+        expect(join).toMatchObject({ status: 'open', round: 1, modelVersion: 0, alreadySubmitted: false, training: { localSteps: 5, k: 3, codeDim: 4, strategy: 'fedavg' } });
+        expect((await put(f.id, 1, f.as(0), update(1))).json()).toEqual({ accepted: true, duplicate: false, round: 1, count: 1 });
+        // Retried upload: counted once.
+        const retry = await put(f.id, 1, f.as(0), update(1));
+        expect(retry.statusCode).toBe(200);
+        expect(retry.json()).toMatchObject({ accepted: false, duplicate: true, count: 1 });
+        expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json().alreadySubmitted).toBe(true);
+        expect((await put(f.id, 1, f.as(1), update(2), 30)).statusCode).toBe(201);
+
+        // Round 1 aggregated: version 1 is the sample-weighted mean of the two heads (FedAvg, W on).
+        const latest = await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/models/latest`, headers: f.as(0) });
+        expect(latest.headers['x-model-version']).toBe('1');
+        const model = decodeModel(latest.rawPayload);
+        const a = decodeModel(update(1));
+        const b = decodeModel(update(2));
+        for (const i of [0, 7, 31]) expect(model.head.l1Weight[i]).toBeCloseTo(0.25 * a.head.l1Weight[i] + 0.75 * b.head.l1Weight[i], 6);
+        expect(model.round).toBe(1);
+
+        const history = (await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/rounds`, headers: admin })).json().rounds;
+        expect(history.map((r: { number: number; state: string; updates: number }) => [r.number, r.state, r.updates])).toEqual([[1, 'closed', 2], [2, 'open', 0]]);
+        expect(history[0].metrics).toMatchObject({ updates: 2, samples: 40, strategy: 'fedavg' });
+
+        // A late update to the closed round is refused; round 2 completes the federation.
+        const late = await put(f.id, 1, f.as(2), update(3));
+        expect(late.statusCode).toBe(409);
+        expect(late.json().detail).toMatch(/round 1 is closed/);
+        await put(f.id, 2, f.as(0), update(4));
+        await put(f.id, 2, f.as(1), update(5));
+        expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json()).toEqual({ status: 'finished' });
+        expect((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}`, headers: admin })).json()).toMatchObject({ status: 'finished', latestModelVersion: 2 });
+      });
+
+      it('aggregates a round exactly once when two aggregations race', async () => {
+        const f = await setup({ maxParticipants: 3, strategy: 'fedcc-kmeans' });
+        await put(f.id, 1, f.as(0), update(11));
+        await put(f.id, 1, f.as(1), update(12));
+        const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+        const results = await Promise.all([app.rounds.aggregate(round.id), app.rounds.aggregate(round.id), app.rounds.aggregate(round.id)]);
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
+        expect(await test.db.prisma.round.count({ where: { federationId: f.id } })).toBe(2);
+      });
+    });
+
+    describe('crash recovery', () => {
+      it('takes over an aggregation whose process died (claim older than the lease)', async () => {
+        const f = await setup({ maxParticipants: 3 });
+        await put(f.id, 1, f.as(0), update(41));
+        await put(f.id, 1, f.as(1), update(42));
+        const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+        // A process claimed the round two minutes ago and was killed before committing.
+        await test.db.prisma.round.update({ where: { id: round.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(Date.now() - 120_000) } });
+        await app.rounds.sweep();
+        const after = await test.db.prisma.round.findUniqueOrThrow({ where: { id: round.id } });
+        expect(after.state).toBe('closed');
+        expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
+        // A fresh claim (within the lease) is left alone.
+        const f2 = await setup({ maxParticipants: 3 });
+        await put(f2.id, 1, f2.as(0), update(43));
+        const round2 = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f2.id, number: 1 } });
+        await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date() } });
+        await app.rounds.sweep();
+        expect((await test.db.prisma.round.findUniqueOrThrow({ where: { id: round2.id } })).state).toBe('aggregating');
+      });
+    });
+
+    describe('deadlines', () => {
+      it('aggregates at the deadline with enough updates, extends or fails otherwise', async () => {
+        const enough = await setup({ maxParticipants: 3, minParticipants: 1, roundDeadlineSeconds: 60 });
+        await put(enough.id, 1, enough.as(0), update(21));
+        const extend = await setup({ maxParticipants: 3, minParticipants: 2, roundDeadlineSeconds: 60, deadlinePolicy: 'extend' });
+        await put(extend.id, 1, extend.as(0), update(22));
+        const fail = await setup({ maxParticipants: 3, minParticipants: 2, roundDeadlineSeconds: 60, deadlinePolicy: 'fail' });
+        const before = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: extend.id, number: 1 } });
+        clockOffsetMs = 61_000;
+        try {
+          await app.rounds.sweep();
+        } finally {
+          clockOffsetMs = 0;
+        }
+        const states = async (id: string) => (await test.db.prisma.round.findMany({ where: { federationId: id }, orderBy: { number: 'asc' } })).map((r) => r.state);
+        expect(await states(enough.id)).toEqual(['closed', 'open']);
+        expect(await states(extend.id)).toEqual(['open']);
+        const after = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: extend.id, number: 1 } });
+        expect(after.deadlineAt.getTime()).toBeGreaterThan(before.deadlineAt.getTime());
+        expect(await states(fail.id)).toEqual(['failed', 'open']);
+        const failed = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: fail.id, number: 1 } });
+        expect(failed.failureReason).toMatch(/0 of 2 required updates/);
+      });
+    });
+
+    describe('bad updates', () => {
+      it('are rejected with a 4xx and a message, and change nothing', async () => {
+        const f = await setup();
+        const other = await setup();
+        const good = update(31);
+        const { tensors, metadata } = decodeSafetensors(good);
+        const withNaN = Buffer.from(good);
+        // Poison the last float of the data section (a centroid or bias value).
+        withNaN.writeFloatLE(Number.NaN, withNaN.length - 4);
+        const cases: [string, () => Promise<{ statusCode: number; json(): { detail: string } }>, number, RegExp][] = [
+          ['malformed', () => put(f.id, 1, f.as(0), Buffer.from('not a safetensors file at all')), 400, /header/],
+          ['truncated', () => put(f.id, 1, f.as(0), good.subarray(0, good.length - 10)), 400, /past the|bytes/],
+          ['NaN', () => put(f.id, 1, f.as(0), withNaN), 400, /non-finite/],
+          ['wrong shapes', () => put(f.id, 1, f.as(0), update(32, { k: 5 })), 409, /k 5, expected 3/],
+          ['wrong backbone', () => put(f.id, 1, f.as(0), update(33, { sha: 'c'.repeat(64) })), 409, /trained on backbone/],
+          ['missing tensor', () => { const t = { ...tensors }; delete t['head.l2.bias']; return put(f.id, 1, f.as(0), Buffer.from(encodeSafetensors(t, metadata))); }, 400, /head\.l2\.bias" is missing/],
+          ['no token', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { 'content-type': 'application/octet-stream' }, payload: good }), 401, /token/],
+          ['wrong token', () => put(f.id, 1, { authorization: 'Bearer fuss_p_nope' }, good), 401, /token/],
+          ["another federation's token", () => put(f.id, 1, other.as(0), good), 403, /another federation/],
+          ['admin token', () => put(f.id, 1, admin, good), 403, /only participants/],
+          ['missing samples', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /samples/],
+          ['bad metrics', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3&metrics=%7Bnope`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /metrics/],
+          ['JSON body', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { ...f.as(0), 'content-type': 'application/json' }, payload: { a: 1 } }), 415, /octet-stream/],
+          ['oversized body', () => put(f.id, 1, f.as(0), Buffer.alloc(5 * 1024 * 1024)), 413, /body/i],
+          ['unknown round', () => put(f.id, 9, f.as(0), good), 404, /no round 9/],
+        ];
+        const before = await snapshot();
+        for (const [label, send, status, detail] of cases) {
+          const response = await send();
+          expect(response.statusCode, label).toBe(status);
+          expect(response.json().detail, label).toMatch(detail);
+        }
+        expect(await snapshot()).toEqual(before);
+        // The good update is still accepted afterwards, and a different second upload is a conflict.
+        expect((await put(f.id, 1, f.as(0), good)).statusCode).toBe(201);
+        const replaced = await put(f.id, 1, f.as(0), update(34));
+        expect(replaced.statusCode).toBe(409);
+        expect(replaced.json().detail).toMatch(/already accepted/);
+      });
+    });
+
   });
-});
+}
