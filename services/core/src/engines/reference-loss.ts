@@ -4,6 +4,7 @@
 
 import { HEAD_PARAM_NAMES, NONLINEAR_PARAM_NAMES, type HeadParamName, type HeadShape, type StepBatch, type StepConfig } from './engine.js';
 import { UNIT_NORM_EPSILON } from './engine-constants.js';
+import { centredFeatureCorrelationInto } from '../training/feature-correlation.js';
 
 /**
  * Head weights as any numeric arrays, laid out as {@link HeadParams} (W row-major [out, in]).
@@ -115,34 +116,20 @@ function softplus(x: number): number {
  * F = Fa Fb^T on the unit features, Fc = F - rowmean(F) + mean(F), C the cosine of the codes.
  */
 function correspondenceLoss(batch: StepBatch, unitCodes: Float64Array, D: number, clamp: number[]): number {
-  const { cells: N, channels: C, featuresUnit: fu } = batch;
-  const f = new Float64Array(N * N);
-  const rowMean = new Float64Array(N);
+  const { cells: N } = batch;
+  const fc = new Float64Array(N * N);
   let total = 0;
   for (let p = 0; p < batch.pairA.length; p++) {
     const a = batch.pairA[p];
     const b = batch.pairB[p];
-    let mean = 0;
-    for (let n = 0; n < N; n++) {
-      let rowSum = 0;
-      for (let m = 0; m < N; m++) {
-        let dot = 0;
-        for (let c = 0; c < C; c++) dot += fu[(a * N + n) * C + c] * fu[(b * N + m) * C + c];
-        f[n * N + m] = dot;
-        rowSum += dot;
-      }
-      rowMean[n] = rowSum / N;
-      mean += rowSum;
-    }
-    mean /= N * N;
+    centredFeatureCorrelationInto(fc, batch, p);
     let sum = 0;
     for (let n = 0; n < N; n++) {
       for (let m = 0; m < N; m++) {
         let cos = 0;
         for (let d = 0; d < D; d++) cos += unitCodes[(a * N + n) * D + d] * unitCodes[(b * N + m) * D + d];
         clamp.push(cos > 0 ? 1 : 0);
-        const fc = f[n * N + m] - rowMean[n] + mean;
-        sum += Math.max(cos, 0) * (fc - batch.pairShift[p]);
+        sum += Math.max(cos, 0) * (fc[n * N + m] - batch.pairShift[p]);
       }
     }
     total += batch.pairWeight[p] * -(sum / (N * N));

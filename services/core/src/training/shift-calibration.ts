@@ -6,6 +6,7 @@
 import type { Rng } from '../math/rng.js';
 import { QueryOrder, sampleBatch, type BatchOptions, type PairTerms } from './batch-sampler.js';
 import type { FeatureStore } from './feature-store.js';
+import { centredFeatureCorrelationInto } from './feature-correlation.js';
 
 /** Quantiles of Fc used as shifts: the share of pairs above them attracts (measured, bench/RESULTS.md). */
 export const DEFAULT_SHIFT_QUANTILES: PairTerms = { intra: 0.7, inter: 0.7, neg: 0.85 };
@@ -32,30 +33,12 @@ export function calibrateShifts(
   const order = new QueryOrder(store.images.length, rng.fork());
   for (let b = 0; b < batches; b++) {
     const batch = sampleBatch(store, { ...options, dropout: 0 }, order, rng);
-    const { cells: N, channels: C, queries: Q } = batch;
-    const f = new Float64Array(N * N);
+    const { cells: N, queries: Q } = batch;
+    const fc = new Float64Array(N * N);
     for (let p = 0; p < batch.pairA.length; p++) {
-      const a = batch.pairA[p];
-      const bb = batch.pairB[p];
-      const kind: keyof PairTerms = a === bb ? 'intra' : bb >= Q ? 'inter' : 'neg';
-      let total = 0;
-      for (let i = 0; i < N; i++) {
-        const rowA = (a * N + i) * C;
-        for (let j = 0; j < N; j++) {
-          const rowB = (bb * N + j) * C;
-          let dot = 0;
-          for (let c = 0; c < C; c++) dot += batch.featuresUnit[rowA + c] * batch.featuresUnit[rowB + c];
-          f[i * N + j] = dot;
-          total += dot;
-        }
-      }
-      const mean = total / (N * N);
-      for (let i = 0; i < N; i++) {
-        let rowMean = 0;
-        for (let j = 0; j < N; j++) rowMean += f[i * N + j];
-        rowMean /= N;
-        for (let j = 0; j < N; j++) values[kind].push(f[i * N + j] - rowMean + mean);
-      }
+      const kind: keyof PairTerms = batch.pairA[p] === batch.pairB[p] ? 'intra' : batch.pairB[p] >= Q ? 'inter' : 'neg';
+      centredFeatureCorrelationInto(fc, batch, p);
+      for (const v of fc) values[kind].push(v);
     }
   }
   const quantile = (list: number[], q: number) => {
