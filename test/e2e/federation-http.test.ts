@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { Backbone, createRng, decodeModel, encodeModel, featureConfigKey, initCentroids, initHead } from '@fuss/core';
 import { buildTinyCnn } from '../../services/core/src/test-support/tiny-backbones.js';
-import { adminHeaders, startServer, stop, type ServerProcess } from './server-helper.js';
+import { adminHeaders, startServer, stop, waitForRoundClosed, type ServerProcess } from './server-helper.js';
 
 let dir = '';
 let server: ServerProcess;
@@ -58,6 +58,7 @@ describe('a federation of three participants over HTTP', () => {
         const r = await fetch(`${server.url}/v1/federations/${id}/rounds/${round}/update?samples=${10 + i}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: update(round * 10 + i) });
         expect(r.status).toBe(201);
       }
+      await waitForRoundClosed(server.url, id, round);
       models.push(await download());
     }
     expect(models.map((m) => decodeModel(m).version)).toEqual([0, 1, 2]);

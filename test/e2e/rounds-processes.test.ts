@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRng, encodeModel, initCentroids, initHead } from '@fuss/core';
-import { adminHeaders, startServer, stop } from './server-helper.js';
+import { adminHeaders, startServer, stop, waitForRoundClosed } from './server-helper.js';
 import { POSTGRES_URL, postgresAvailable } from '../../services/aggregator/src/test-support/databases.js';
 
 const SHA = 'e'.repeat(64);
@@ -61,7 +61,7 @@ describe('round safety across processes', () => {
     // The retried upload of a participant whose answer was lost counts once.
     expect((await upload(second.url, id, tokens[1], update(2))).status).toBe(200);
     expect((await upload(second.url, id, tokens[2], update(3))).status).toBe(201);
-    const after = await rounds(second.url, id);
+    const after = await waitForRoundClosed(second.url, id, 1);
     expect(after.map((r) => [r.number, r.state, r.updates])).toEqual([[1, 'closed', 3], [2, 'open', 0]]);
   });
 
@@ -86,6 +86,7 @@ describe('round safety across processes', () => {
     expect((await upload(b.url, id, tokens[1], update(12))).status).toBe(201);
     const finals = await Promise.all([upload(a.url, id, tokens[2], update(13)), upload(b.url, id, tokens[3], update(14))]);
     expect(finals.map((r) => r.status)).toEqual([201, 201]);
+    await waitForRoundClosed(b.url, id, 1);
     const models = await admin.query(`SELECT version FROM "${schema}"."GlobalModel" WHERE "federationId" = $1 ORDER BY version`, [id]);
     expect(models.rows.map((r: { version: number }) => r.version)).toEqual([0, 1]);
     const history = await rounds(b.url, id);

@@ -44,3 +44,18 @@ export async function stop(child: ChildProcess, signal: NodeJS.Signals = 'SIGTER
 }
 
 export const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+
+/**
+ * Waits until round `number` of a federation has closed (the final upload is answered before the
+ * aggregation it starts) and returns the round history.
+ */
+export async function waitForRoundClosed(url: string, federationId: string, number: number, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const history = ((await (await fetch(`${url}/v1/federations/${federationId}/rounds`, { headers: adminHeaders })).json()) as { rounds: { number: number; state: string; updates: number }[] }).rounds;
+    const round = history.find((r) => r.number === number);
+    if (round && (round.state === 'closed' || round.state === 'failed')) return history;
+    if (Date.now() > deadline) throw new Error(`round ${number} did not close: ${JSON.stringify(history)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

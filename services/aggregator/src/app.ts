@@ -9,7 +9,7 @@ import type { ServerConfig } from './config.js';
 import { problemDetails } from './plugins/problem-details.js';
 import { createAuth } from './plugins/auth.js';
 import { Problem, STANDARD_ERRORS } from './schemas/common.js';
-import { Federation, FederationCreate, FederationList, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
+import { Federation, FederationCreate, FederationList, Participant, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
 import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -47,7 +47,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -74,6 +74,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(roundRoutes, { rounds, auth });
   app.decorate('rounds', rounds);
   await app.register(segmentRoutes, { segment: createSegmentService({ backbone: deps.backbone, engine: deps.engine, federations }), auth });
+  // Aggregations started by a final upload finish before the database closes.
+  app.addHook('onClose', async () => rounds.idle());
   if (deps.sweepIntervalMs) {
     let sweeping = false;
     const timer = setInterval(() => {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
+import { AGGREGATION_LEASE_MS, MAX_AGGREGATION_ATTEMPTS } from './services/rounds-service.js';
 import { freshPglite, freshPostgres, postgresAvailable, type TestDatabase } from './test-support/databases.js';
 import { createRng, decodeModel, encodeModel, initCentroids, initHead, decodeSafetensors, encodeSafetensors } from '@fuss/core';
 
@@ -78,6 +79,8 @@ for (const [label, fresh] of databases) {
         expect(retry.json()).toMatchObject({ accepted: false, duplicate: true, count: 1 });
         expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json().alreadySubmitted).toBe(true);
         expect((await put(f.id, 1, f.as(1), update(2), 30)).statusCode).toBe(201);
+        // The final upload is answered at once and starts the aggregation behind it.
+        await app.rounds.idle();
 
         // Round 1 aggregated: version 1 is the sample-weighted mean of the two heads (FedAvg, W on).
         const latest = await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/models/latest`, headers: f.as(0) });
@@ -98,6 +101,7 @@ for (const [label, fresh] of databases) {
         expect(late.json().detail).toMatch(/round 1 is closed/);
         await put(f.id, 2, f.as(0), update(4));
         await put(f.id, 2, f.as(1), update(5));
+        await app.rounds.idle();
         expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json()).toEqual({ status: 'finished' });
         expect((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}`, headers: admin })).json()).toMatchObject({ status: 'finished', latestModelVersion: 2 });
       });
@@ -133,6 +137,35 @@ for (const [label, fresh] of databases) {
         await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date() } });
         await app.rounds.sweep();
         expect((await test.db.prisma.round.findUniqueOrThrow({ where: { id: round2.id } })).state).toBe('aggregating');
+      });
+    });
+
+    describe('an aggregation that keeps failing', () => {
+      it('is retried after its lease, then the round fails and the next opens from the same model', async () => {
+        const f = await setup({ maxParticipants: 3 });
+        await put(f.id, 1, f.as(0), update(51));
+        const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+        // A stored update damaged on disk: every aggregation attempt throws.
+        await test.db.prisma.update.updateMany({ where: { roundId: round.id }, data: { weights: new Uint8Array([1, 2, 3]) } });
+        expect(await app.rounds.aggregate(round.id)).toBe(false);
+        const states = async () => (await test.db.prisma.round.findMany({ where: { federationId: f.id }, orderBy: { number: 'asc' } })).map((r) => [r.state, r.aggregationAttempts]);
+        expect(await states()).toEqual([['aggregating', 1]]);
+        // Within the lease nobody retries; after it, the sweeper does, until the attempts run out.
+        await app.rounds.sweep();
+        expect(await states()).toEqual([['aggregating', 1]]);
+        for (let attempt = 2; attempt <= MAX_AGGREGATION_ATTEMPTS; attempt++) {
+          clockOffsetMs = attempt * (AGGREGATION_LEASE_MS + 1000);
+          try {
+            await app.rounds.sweep();
+          } finally {
+            clockOffsetMs = 0;
+          }
+        }
+        expect(await states()).toEqual([['failed', MAX_AGGREGATION_ATTEMPTS], ['open', 0]]);
+        const failed = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+        expect(failed.failureReason).toMatch(/attempt 3 of 3 failed: .*update/);
+        const next = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 2 } });
+        expect(next.baseVersion).toBe(0);
       });
     });
 

@@ -37,4 +37,6 @@ export * from './training/head-codes.js';
 export * from './training/shift-calibration.js';
 export * from './strategies/index.js';
 export * from './simulation/simulate.js';
+export * from './simulation/participant.js';
+export * from './simulation/seeds.js';
 export * from './simulation/baselines.js';

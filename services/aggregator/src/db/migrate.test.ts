@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MIGRATIONS_FOLDER, openDatabase } from './database.js';
 import { freshPglite, freshPostgres, postgresAvailable, type TestDatabase } from '../test-support/databases.js';
 
+const MIGRATION_NAMES = ['20261127220000_init', '20261128000000_enrolment_index_and_aggregation_attempts'];
 const SCHEMA_FILE = fileURLToPath(new URL('../../../../prisma/schema.prisma', import.meta.url));
 const onPostgres = await postgresAvailable();
 if (!onPostgres) console.warn('Postgres at DATABASE_URL / 127.0.0.1:5432 is not reachable: Postgres cases are skipped');
@@ -66,12 +67,14 @@ for (const [label, fresh] of cases) {
     it('apply once, are recorded in _prisma_migrations, and are not applied twice', async () => {
       current = await fresh();
       const first = await current.db.migrate();
-      expect(first).toEqual(['20261127220000_init']);
+      expect(first).toEqual(MIGRATION_NAMES);
       expect(await current.db.migrate()).toEqual([]);
-      const rows = await current.db.sql.query<{ migration_name: string; applied_steps_count: number; finished_at: Date | null }>('SELECT migration_name, applied_steps_count, finished_at FROM "_prisma_migrations"');
-      expect(rows).toHaveLength(1);
-      expect(rows[0]).toMatchObject({ migration_name: '20261127220000_init', applied_steps_count: 1 });
-      expect(rows[0].finished_at).not.toBeNull();
+      const rows = await current.db.sql.query<{ migration_name: string; applied_steps_count: number; finished_at: Date | null }>('SELECT migration_name, applied_steps_count, finished_at FROM "_prisma_migrations" ORDER BY migration_name');
+      expect(rows.map((r) => r.migration_name)).toEqual(MIGRATION_NAMES);
+      for (const row of rows) {
+        expect(row.applied_steps_count).toBe(1);
+        expect(row.finished_at).not.toBeNull();
+      }
       // The Prisma client works on the migrated tables.
       const federation = await current.db.prisma.federation.create({
         data: { name: 'f', backboneId: 'b', backboneSha256: 'a'.repeat(64), featureKey: 'k', channels: 8, codeDim: 4, k: 3, strategy: 'fedavg', totalRounds: 2, localSteps: 5, minParticipants: 1, maxParticipants: 3, roundDeadlineSeconds: 60 },
@@ -117,6 +120,22 @@ describe('migration runner safety', () => {
     await expect(db.migrate()).rejects.toThrow(/was edited after it was applied/);
     await rm(join(folder, '20261127220000_init'), { recursive: true });
     await expect(db.migrate()).rejects.toThrow(/does not know: 20261127220000_init/);
+  });
+
+  it('number the participants of an existing database in enrolment order (backfill)', async () => {
+    folder = await mkdtemp(join(tmpdir(), 'fuss-migrations-'));
+    await cp(join(MIGRATIONS_FOLDER, '20261127220000_init'), join(folder, '20261127220000_init'), { recursive: true });
+    const db = await openDatabase({ pgliteDir: 'memory://', migrationsFolder: folder });
+    current = { db, dispose: () => db.close() };
+    await db.migrate();
+    await db.sql.query(`INSERT INTO "Federation" ("id","name","backboneId","backboneSha256","featureKey","channels","codeDim","k","strategy","totalRounds","localSteps","minParticipants","maxParticipants","roundDeadlineSeconds") VALUES ('f1','f','b','${'a'.repeat(64)}','k',8,4,3,'fedavg',2,5,1,3,60)`);
+    for (const [id, at] of [['p-late', '2026-01-02'], ['p-early', '2026-01-01'], ['p-middle', '2026-01-01T12:00:00']]) {
+      await db.sql.query(`INSERT INTO "Participant" ("id","federationId","name","tokenHash","createdAt") VALUES ('${id}','f1','${id}','hash-${id}','${at}')`);
+    }
+    await cp(join(MIGRATIONS_FOLDER, MIGRATION_NAMES[1]), join(folder, MIGRATION_NAMES[1]), { recursive: true });
+    expect(await db.migrate()).toEqual([MIGRATION_NAMES[1]]);
+    const rows = await db.sql.query<{ id: string; enrolmentIndex: number }>('SELECT "id", "enrolmentIndex" FROM "Participant" ORDER BY "enrolmentIndex"');
+    expect(rows).toEqual([{ id: 'p-early', enrolmentIndex: 0 }, { id: 'p-middle', enrolmentIndex: 1 }, { id: 'p-late', enrolmentIndex: 2 }]);
   });
 
   it('rolls back a failing migration completely', async () => {

@@ -36,6 +36,13 @@ export function createAuth(deps: { adminToken?: string; federations: Pick<Federa
       if (!caller) throw new UnauthorizedError();
       if (caller.kind !== 'admin') throw new ForbiddenError('this operation needs the admin token');
     },
+    /** A participant (not the admin): the identity its token names. */
+    async requireParticipant(request: FastifyRequest): Promise<Extract<Caller, { kind: 'participant' }>> {
+      const caller = await identify(request);
+      if (!caller) throw new UnauthorizedError();
+      if (caller.kind !== 'participant') throw new ForbiddenError('this operation needs a participant token');
+      return caller;
+    },
     /** The admin, or a participant of `federationId`. */
     async requireMember(request: FastifyRequest, federationId: string): Promise<Caller> {
       const caller = await identify(request);

@@ -34,6 +34,11 @@ export async function federationRoutes(app: FastifyInstance, opts: { federations
     handler: async (request, reply) => reply.status(201).send(await federations.addParticipant(request.params.federationId, request.body.name)),
   });
 
+  app.get('/v1/participants/me', {
+    schema: { operationId: 'getParticipantSelf', summary: 'The participant a token belongs to: its federation and enrolment index (participant)', tags: ['participants'], security, response: { 200: Type.Ref('Participant') } },
+    handler: async (request) => federations.participant((await auth.requireParticipant(request)).participantId),
+  });
+
   app.get<{ Params: Static<typeof ModelParams> }>('/v1/federations/:federationId/models/:version', {
     schema: {
       operationId: 'getModel',

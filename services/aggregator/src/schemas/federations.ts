@@ -75,9 +75,20 @@ export const ParticipantCreated = Type.Object(
     id: Type.String({ format: 'uuid' }),
     federationId: Type.String({ format: 'uuid' }),
     name: Type.String(),
+    enrolmentIndex: Type.Integer({ description: 'Enrolment order within the federation, 0-based; local seeds derive from it' }),
     token: Type.String({ description: 'Bearer token of the participant. Shown once: only its hash is stored.' }),
   },
   { $id: 'ParticipantCreated' },
+);
+
+export const Participant = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    federationId: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    enrolmentIndex: Type.Integer({ description: 'Enrolment order within the federation, 0-based; local seeds derive from it' }),
+  },
+  { $id: 'Participant' },
 );
 
 export const ModelParams = Type.Object({

@@ -9,7 +9,10 @@ export const JoinAnswer = Type.Object(
     alreadySubmitted: Type.Optional(Type.Boolean()),
     retryAfterSeconds: Type.Optional(Type.Integer()),
     training: Type.Optional(
-      Type.Object({ localSteps: Type.Integer(), k: Type.Integer(), codeDim: Type.Integer(), strategy: Type.String(), regularizer: Type.String(), regularizerScope: Type.String(), seed: Type.Integer() }),
+      Type.Object({
+        localSteps: Type.Integer(), k: Type.Integer(), codeDim: Type.Integer(), strategy: Type.String(), regularizer: Type.String(), regularizerScope: Type.String(), seed: Type.Integer(),
+        modules: Type.Object({ weighted: Type.Boolean(), head: Type.Boolean(), centroids: Type.Boolean() }, { description: 'Aggregated modules; a participant keeps its own head (centroids) between rounds when head (centroids) is false' }),
+      }),
     ),
   },
   { $id: 'JoinAnswer' },

@@ -119,13 +119,27 @@ export function createFederationsService(deps: { prisma: PrismaClient; clock?: (
     async addParticipant(federationId: string, name: string) {
       await this.get(federationId);
       const token = newParticipantToken();
-      try {
-        const participant = await prisma.participant.create({ data: { federationId, name, tokenHash: hashToken(token) } });
-        return { id: participant.id, federationId, name: participant.name, token };
-      } catch (err) {
-        if ((err as { code?: string }).code === 'P2002') throw new ConflictError(`federation ${federationId} already has a participant named "${name}"`, 'participant-exists');
-        throw err;
+      // The enrolment index is the count of earlier participants; two concurrent enrolments may pick
+      // the same one, and the unique key makes the later retry with the next.
+      for (let attempt = 0; ; attempt++) {
+        const enrolmentIndex = await prisma.participant.count({ where: { federationId } });
+        try {
+          const participant = await prisma.participant.create({ data: { federationId, name, enrolmentIndex, tokenHash: hashToken(token) } });
+          return { id: participant.id, federationId, name: participant.name, enrolmentIndex, token };
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'P2002') throw err;
+          if (await prisma.participant.findUnique({ where: { federationId_name: { federationId, name } }, select: { id: true } })) {
+            throw new ConflictError(`federation ${federationId} already has a participant named "${name}"`, 'participant-exists');
+          }
+          if (attempt >= 20) throw err;
+        }
       }
+    },
+
+    /** A participant as it sees itself (its token's identity). */
+    async participant(participantId: string) {
+      const participant = await prisma.participant.findUniqueOrThrow({ where: { id: participantId } });
+      return { id: participant.id, federationId: participant.federationId, name: participant.name, enrolmentIndex: participant.enrolmentIndex };
     },
 
     /** The participant a bearer token belongs to, or undefined. */

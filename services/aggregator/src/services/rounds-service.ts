@@ -10,7 +10,7 @@
 // number of participants); centroid mergers receive only the centroids.
 
 import {
-  canonicalOrder, clientWeights, createStrategy, decodeModel, encodeModel, sha256Hex, WeightedSumAccumulator, FussError,
+  aggregationSeed, canonicalOrder, clientWeights, createStrategy, decodeModel, encodeModel, participantClientId, sha256Hex, WeightedSumAccumulator, FussError,
   HEAD_PARAM_NAMES, type ClientUpdate, type HeadParams,
 } from '@fuss/core';
 import { randomUUID } from 'node:crypto';
@@ -19,6 +19,8 @@ import { ConflictError, NotFoundError } from '../errors.js';
 
 /** How long an aggregation claim holds before another process may take the round over. */
 export const AGGREGATION_LEASE_MS = 60_000;
+/** Claims of a round's aggregation that may fail (a corrupt stored update, say) before the round fails. */
+export const MAX_AGGREGATION_ATTEMPTS = 3;
 
 type Federation = Awaited<ReturnType<PrismaClient['federation']['findUniqueOrThrow']>>;
 type Round = Awaited<ReturnType<PrismaClient['round']['findUniqueOrThrow']>>;
@@ -39,13 +41,17 @@ export interface JoinAnswer {
   deadline?: string;
   alreadySubmitted?: boolean;
   retryAfterSeconds?: number;
-  training?: { localSteps: number; k: number; codeDim: number; strategy: string; regularizer: string; regularizerScope: string; seed: number };
+  training?: {
+    localSteps: number; k: number; codeDim: number; strategy: string; regularizer: string; regularizerScope: string; seed: number;
+    modules: { weighted: boolean; head: boolean; centroids: boolean };
+  };
 }
 
 export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => Date; log?: (line: string) => void }) {
   const { prisma } = deps;
   const now = deps.clock ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
+  const pending = new Set<Promise<unknown>>();
 
   async function federationOf(federationId: string): Promise<Federation> {
     const federation = await prisma.federation.findUnique({ where: { id: federationId } });
@@ -67,12 +73,21 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
     await tx.round.create({ data: { federationId: federation.id, number, baseVersion, openedAt: opened, deadlineAt: new Date(opened.getTime() + federation.roundDeadlineSeconds * 1000) } });
   }
 
+  /** Marks a round failed (guarded by the claim stamp) and opens the next one from the same model. */
+  async function failRound(federation: Federation, round: Round, claimedAt: Date, reason: string) {
+    await prisma.$transaction(async (tx) => {
+      const failed = await tx.round.updateMany({ where: { id: round.id, state: 'aggregating', aggregationStartedAt: claimedAt }, data: { state: 'failed', closedAt: now(), failureReason: reason } });
+      if (failed.count === 1) await openNextOrFinish(tx, federation, round.number + 1, round.baseVersion);
+    });
+  }
+
   const service = {
     async join(federationId: string, participantId: string): Promise<JoinAnswer> {
       const federation = await federationOf(federationId);
       if (federation.status === 'finished') return { status: 'finished' };
       const round = await currentRound(federationId);
-      if (!round || round.state !== 'open') return { status: 'waiting', retryAfterSeconds: 5 };
+      // An aggregation usually takes seconds: ask to come back soon.
+      if (!round || round.state !== 'open') return { status: 'waiting', retryAfterSeconds: round?.state === 'aggregating' ? 1 : 5 };
       const existing = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } }, select: { id: true } });
       return {
         status: 'open',
@@ -80,7 +95,10 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
         modelVersion: round.baseVersion,
         deadline: round.deadlineAt.toISOString(),
         alreadySubmitted: existing !== null,
-        training: { localSteps: federation.localSteps, k: federation.k, codeDim: federation.codeDim, strategy: federation.strategy, regularizer: federation.regularizer, regularizerScope: federation.regularizerScope, seed: federation.seed },
+        training: {
+          localSteps: federation.localSteps, k: federation.k, codeDim: federation.codeDim, strategy: federation.strategy, regularizer: federation.regularizer, regularizerScope: federation.regularizerScope, seed: federation.seed,
+          modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
+        },
       };
     },
 
@@ -120,23 +138,49 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       // Counted after the commit, so of two concurrent final uploads at least the later one sees the
       // round full; the guarded claim lets only one of them aggregate.
       const count = await prisma.update.count({ where: { roundId: round.id } });
-      if (count >= federation.maxParticipants) await service.aggregate(round.id);
+      // The upload is answered at once; the aggregation runs after it (participants poll join).
+      if (count >= federation.maxParticipants) service.aggregateInBackground(round.id);
       return { accepted: true, duplicate: false, round: number, count };
     },
 
-    /** Claims, computes and commits the aggregation of a round; returns false when another process holds it. */
+    /** Starts the aggregation of a round without waiting for it; {@link idle} waits for all started. */
+    aggregateInBackground(roundId: string): void {
+      const running = service.aggregate(roundId)
+        .catch((err: unknown) => log(`round ${roundId}: aggregation failed: ${(err as Error).message}`))
+        .finally(() => pending.delete(running));
+      pending.add(running);
+    },
+
+    /** Resolves when every aggregation started in the background has ended. */
+    async idle(): Promise<void> {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+
+    /**
+     * Claims, computes and commits the aggregation of a round; returns false when another process
+     * holds it or the computation failed (the round is retried after the lease, and fails after
+     * MAX_AGGREGATION_ATTEMPTS claims).
+     */
     async aggregate(roundId: string): Promise<boolean> {
       const claimedAt = now();
       const leaseExpired = new Date(claimedAt.getTime() - AGGREGATION_LEASE_MS);
       const claim = await prisma.round.updateMany({
         where: { id: roundId, OR: [{ state: 'open' }, { state: 'aggregating', aggregationStartedAt: { lt: leaseExpired } }] },
-        data: { state: 'aggregating', aggregationStartedAt: claimedAt },
+        data: { state: 'aggregating', aggregationStartedAt: claimedAt, aggregationAttempts: { increment: 1 } },
       });
       if (claim.count === 0) return false;
       const round = await prisma.round.findUniqueOrThrow({ where: { id: roundId } });
       const federation = await federationOf(round.federationId);
       const started = performance.now();
-      const model = await computeAggregate(federation, round);
+      let model: Awaited<ReturnType<typeof computeAggregate>>;
+      try {
+        model = await computeAggregate(federation, round);
+      } catch (err) {
+        const reason = `aggregation attempt ${round.aggregationAttempts} of ${MAX_AGGREGATION_ATTEMPTS} failed: ${(err as Error).message}`;
+        log(`federation ${federation.id}: round ${round.number}: ${reason}`);
+        if (round.aggregationAttempts >= MAX_AGGREGATION_ATTEMPTS) await failRound(federation, round, claimedAt, reason);
+        return false;
+      }
       const seconds = (performance.now() - started) / 1000;
       const committed = await prisma.$transaction(async (tx) => {
         const closing = await tx.round.updateMany({
@@ -205,7 +249,8 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
     const expect = { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k };
     const previous = decodeModel(base.weights, expect, 'global model');
     const listing = canonicalOrder(
-      (await prisma.update.findMany({ where: { roundId: round.id }, select: { id: true, participantId: true, samples: true } })).map((u) => ({ ...u, clientId: u.participantId })),
+      (await prisma.update.findMany({ where: { roundId: round.id }, select: { id: true, samples: true, participant: { select: { enrolmentIndex: true } } } }))
+        .map((u) => ({ id: u.id, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex) })),
     );
     if (listing.length === 0) throw new FussError(`round ${round.number} has no updates to aggregate`, { status: 409, type: 'no-updates' });
     const weights = clientWeights(listing.map((u) => u.samples), federation.weighted);
@@ -223,7 +268,7 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       k: federation.k,
       codeDim: federation.codeDim,
       channels: federation.channels,
-      seed: federation.seed * 1_000_003 + round.number,
+      seed: aggregationSeed(federation.seed, round.number),
       modules: { head: false, centroids: federation.aggregateCentroids, weighted: federation.weighted },
       previous: { head: previous.head, centroids: previous.centroids },
       backboneSha256: federation.backboneSha256,

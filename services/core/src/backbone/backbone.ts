@@ -116,6 +116,18 @@ export class Backbone {
     return this.session.outputNames;
   }
 
+  private channelCount?: number;
+
+  /** Feature channels C of this backbone (runs it once on a grey 224x224-sized image; remembered). */
+  async featureChannels(): Promise<number> {
+    if (this.channelCount === undefined) {
+      const size = inputSizeFor(this.descriptor.inputSize, 224, 224);
+      const grey = { width: size.width, height: size.height, data: new Uint8Array(size.width * size.height * 3).fill(128) };
+      this.channelCount = (await this.extractDecoded(grey)).channels;
+    }
+    return this.channelCount;
+  }
+
   /** Decodes, sizes and normalises an image, then extracts its features. */
   async extract(source: string | Uint8Array, name?: string): Promise<FeatureMap> {
     return this.extractDecoded(await this.decode(source, name));

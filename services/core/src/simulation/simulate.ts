@@ -18,11 +18,10 @@ import type { ClientUpdate } from '../strategies/update.js';
 import type { BatchOptions, PairTerms } from '../training/batch-sampler.js';
 import { loadFeatureStore, type FeatureStore } from '../training/feature-store.js';
 import { headCodeFunction } from '../training/head-codes.js';
-import { calibrateShifts, DEFAULT_SHIFT_QUANTILES } from '../training/shift-calibration.js';
-import { trainModel, type TrainerOptions } from '../training/trainer.js';
+import { trainModel } from '../training/trainer.js';
 import { TRAINING_DEFAULTS } from '../defaults.js';
-
-export type Regularizer = 'none' | 'fedprox' | 'moon';
+import { calibrateParticipantShifts, localRoundTrainerOptions, participantBatchOptions, type Regularizer } from './participant.js';
+import { aggregationSeed, participantClientId } from './seeds.js';
 
 export interface SimulationOptions {
   clients: number;
@@ -91,17 +90,7 @@ export async function partitionDataset(dataset: Dataset, clients: number, spec: 
 
 /** Batch settings of a simulation: paper defaults, overridden by `options.batch` and `fixedShifts`. */
 export function simulationBatchOptions(options: SimulationOptions): BatchOptions {
-  return {
-    queries: TRAINING_DEFAULTS.queries,
-    negatives: TRAINING_DEFAULTS.negatives,
-    sampling: 'sampled',
-    samplePoints: TRAINING_DEFAULTS.samplePoints,
-    weights: TRAINING_DEFAULTS.weights,
-    centre: true,
-    dropout: TRAINING_DEFAULTS.dropout,
-    ...options.batch,
-    shifts: options.fixedShifts ?? TRAINING_DEFAULTS.stegoShifts,
-  };
+  return participantBatchOptions(options.fixedShifts ?? TRAINING_DEFAULTS.stegoShifts, options.batch);
 }
 
 /**
@@ -124,7 +113,7 @@ export async function simulateFederation(
   const shifts: PairTerms[] = [];
   for (const [i, group] of groups.entries()) {
     stores.push(await loadFeatureStore(group, backbone, { cacheDir: options.cacheDir }));
-    const calibrated = options.fixedShifts ?? calibrateShifts(stores[i], simulationBatchOptions(options), createRng(options.seed * 7919 + i), options.shiftQuantiles ?? DEFAULT_SHIFT_QUANTILES).shifts;
+    const calibrated = options.fixedShifts ?? calibrateParticipantShifts(stores[i], simulationBatchOptions(options), options.seed, i, options.shiftQuantiles);
     shifts.push(calibrated);
     log(`participant ${i}: ${group.length} images, shifts ${Object.values(calibrated).map((v) => v.toFixed(3)).join('/')}`);
   }
@@ -148,21 +137,12 @@ export async function simulateFederation(
     let entropySum = 0;
     for (let i = 0; i < groups.length; i++) {
       const startHead = headsKept ? clientHeads[i] : global.head;
-      const trainer: TrainerOptions = {
-        ...simulationBatchOptions(options),
-        shifts: shifts[i],
-        steps: options.localSteps,
-        k: options.k,
-        codeDim,
-        lambda: options.lambda ?? TRAINING_DEFAULTS.lambda,
-        headLr: TRAINING_DEFAULTS.headLr,
-        centroidLr: TRAINING_DEFAULTS.centroidLr,
-        seed: options.seed * 1_000_003 + round * 1009 + i,
-        ...(options.regularizer === 'fedprox' ? { prox: { globalHead: global.head, mu: TRAINING_DEFAULTS.proxMu, scope: options.regularizerScope } } : {}),
-        ...(options.regularizer === 'moon'
-          ? { moon: { globalHead: global.head, previousHead: previousHeads[i], tau: TRAINING_DEFAULTS.moonTau, weight: TRAINING_DEFAULTS.moonWeight, scope: options.regularizerScope } }
-          : {}),
-      };
+      const trainer = localRoundTrainerOptions(
+        { ...simulationBatchOptions(options), shifts: shifts[i] },
+        { federationSeed: options.seed, index: i, round, localSteps: options.localSteps, k: options.k, codeDim, regularizer: options.regularizer, regularizerScope: options.regularizerScope, lambda: options.lambda },
+        global.head,
+        previousHeads[i],
+      );
       const startCentroids = centroidsKept ? clientCentroids[i] : global.centroids;
       const result = await trainModel(stores[i], engine, { head: startHead, centroids: startCentroids }, trainer);
       const last = result.history.at(-1);
@@ -172,7 +152,7 @@ export async function simulateFederation(
       clientCentroids[i] = result.centroids;
       previousHeads[i] = cloneHead(result.head);
       updates.push({
-        clientId: `client-${i}`,
+        clientId: participantClientId(i),
         head: result.head,
         centroids: result.centroids,
         samples: stores[i].images.length,
@@ -186,7 +166,7 @@ export async function simulateFederation(
       k: options.k,
       codeDim,
       channels,
-      seed: options.seed * 31 + round,
+      seed: aggregationSeed(options.seed, round),
       modules: options.modules,
       previous: global,
     });
@@ -211,7 +191,7 @@ export async function simulateFederation(
     await hooks.onRound?.(record);
   }
   return {
-    partition: groups.map((group, i) => ({ clientId: `client-${i}`, images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),
+    partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),
     rounds,
     final: rounds.at(-1)?.metrics,
     global,
