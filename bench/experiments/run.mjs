@@ -3,7 +3,11 @@
 // without FedCC, local-only and centralized (3 seeds); Table 3: modules W/E/C with k-means vs maximin.
 // Every run uses the same rounds and local steps. Runs already on disk are reused (resumable):
 // delete bench/experiments/runs to start over.
-// Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2] [--only table12|table3] [--eval-every 5]
+// The "investigate" table tests why plain FedAvg trails centralized training in the 3-client setup:
+// Hungarian-aligned centroid averaging (is it centroid permutation?) and shorter local phases with more
+// rounds at the same total budget (is it client drift?).
+// Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2]
+//        [--only table12|table3|investigate] [--setups domain,dirichlet0.5] [--eval-every 5]
 
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,11 +23,14 @@ const { values } = parseArgs({
     'local-steps': { type: 'string', default: '100' },
     seeds: { type: 'string', default: '0,1,2' },
     only: { type: 'string' },
+    setups: { type: 'string', default: 'domain,dirichlet0.5' },
     'eval-every': { type: 'string', default: '5' },
   },
 });
 const rounds = Number(values.rounds);
 const localSteps = Number(values['local-steps']);
+const defaultRounds = rounds;
+const defaultLocalSteps = localSteps;
 const seeds = values.seeds.split(',').map(Number);
 const assets = sharedAssets();
 const cacheDir = '.fuss/cache';
@@ -31,10 +38,11 @@ const cacheDir = '.fuss/cache';
 const runsDir = join(here, 'runs');
 mkdirSync(runsDir, { recursive: true });
 
+const selectedSetups = values.setups.split(',');
 const setups = [
   { name: '3 clients by sequence', clients: 3, partition: 'domain' },
   { name: '6 clients dirichlet:0.5', clients: 6, partition: 'dirichlet:0.5' },
-];
+].filter((setup) => selectedSetups.includes(setup.partition.replace(':', '')));
 const all = { head: true, centroids: true, weighted: true };
 const table12 = [
   { row: 'FedAvg', strategy: 'fedavg', regularizer: 'none' },
@@ -51,12 +59,22 @@ const table3 = Object.entries(moduleSets).flatMap(([label, modules]) =>
   ['fedcc-kmeans', 'fedcc-maximin'].map((strategy) => ({ row: `${label} ${strategy.replace('fedcc-', '')}`, strategy, regularizer: 'none', modules, seeds: [seeds[0]] })),
 );
 
+// Same total budget of local steps as the main rows (rounds x local steps).
+const investigate = [
+  { row: 'FedAvg', strategy: 'fedavg', regularizer: 'none', modules: all, seeds },
+  { row: 'FedAvg, Hungarian-aligned centroids', strategy: 'aligned-fedavg', regularizer: 'none', modules: all, seeds },
+  { row: `FedAvg, ${rounds * 2} rounds x ${localSteps / 2} steps`, strategy: 'fedavg', regularizer: 'none', modules: all, seeds: [seeds[0]], rounds: rounds * 2, localSteps: localSteps / 2 },
+  { row: 'FedAvg + FedCC', strategy: 'fedcc-kmeans', regularizer: 'none', modules: all, seeds },
+];
+
 const backbone = await Backbone.open(assets.mobilenet);
 const train = await openDataset(assets.train);
 const val = await openDataset(assets.val);
 const engine = await createEngine('onnx', { log: (l) => console.error(l) });
 
 async function runOnce(setup, spec, seed) {
+  const rounds = spec.rounds ?? defaultRounds;
+  const localSteps = spec.localSteps ?? defaultLocalSteps;
   const modulesKey = ['weighted', 'head', 'centroids'].filter((m) => spec.modules[m]).map((m) => m[0]).join('');
   const key = [setup.partition.replace(':', ''), setup.clients, spec.baseline ?? spec.strategy, spec.regularizer ?? '-', modulesKey, `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
   const path = join(runsDir, `${key}.json`);
@@ -83,7 +101,7 @@ async function runOnce(setup, spec, seed) {
 }
 
 const tables = [];
-for (const [name, rows] of [['table12', table12], ['table3', table3]]) {
+for (const [name, rows] of [['table12', table12], ['table3', table3], ['investigate', investigate]]) {
   if (values.only && values.only !== name) continue;
   for (const setup of setups) {
     const lines = [];
@@ -92,7 +110,7 @@ for (const [name, rows] of [['table12', table12], ['table3', table3]]) {
       for (const seed of spec.seeds) records.push(await runOnce(setup, spec, seed));
       const mious = records.map((r) => r.final.mIoU);
       lines.push({
-        setup: setup.name, row: spec.row, seeds: spec.seeds.join(','),
+        setup: setup.name, row: spec.row, seeds: spec.seeds.join(','), 'rounds x steps': `${spec.rounds ?? rounds} x ${spec.localSteps ?? localSteps}`,
         'mIoU median': median(mious).toFixed(2),
         'min..max': `${Math.min(...mious).toFixed(2)}..${Math.max(...mious).toFixed(2)}`,
         'wall s (median)': median(records.map((r) => r.wallSeconds)).toFixed(0),
