@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '.fuss/**', 'bench/**/out/**', 'services/aggregator/src/generated/**'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '.fuss/**', 'bench/**/out/**', 'services/aggregator/src/generated/**', 'client-sdk/src/generated/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -9,8 +9,14 @@ import { backbonePullCommand } from './commands/backbone-pull.js';
 import { trainCommand } from './commands/train.js';
 import { simulateCommand } from './commands/simulate.js';
 import { serverCommand } from './commands/server.js';
+import { joinCommand } from './commands/join.js';
+import { federationCreateCommand, participantAddCommand } from './commands/federation.js';
+import { segmentCommand } from './commands/segment.js';
 
-export const COMMANDS: Command[] = [serverCommand, featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand];
+export const COMMANDS: Command[] = [
+  serverCommand, federationCreateCommand, participantAddCommand, joinCommand, segmentCommand,
+  featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand,
+];
 
 function topLevelHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;

@@ -2,7 +2,7 @@
 
 import type { Backbone } from '@fuss/core';
 import type { CliIo } from '../io.js';
-import type { OptionSpec, OptionValues } from '../options.js';
+import { UsageError, type OptionSpec, type OptionValues } from '../options.js';
 
 export const BACKBONE_OPTIONS: OptionSpec[] = [
   { name: 'backbone', type: 'string', arg: 'ONNX', description: 'Backbone model (.onnx) or descriptor (.backbone.json)', env: 'FUSS_BACKBONE', required: true },
@@ -33,4 +33,12 @@ export async function openBackbone(values: OptionValues, io: CliIo): Promise<Bac
 
 export function cacheDirOf(values: OptionValues): string | undefined {
   return values['no-cache'] ? undefined : (values.cache as string);
+}
+
+/** Aggregation modules from a list such as "W,E,C" (size weighting, head, centroids). */
+export function parseModules(text: string) {
+  const parts = text.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const unknown = parts.filter((p) => !['W', 'E', 'C'].includes(p));
+  if (unknown.length) throw new UsageError(`--modules takes W, E and C (got ${unknown.join(', ')})`);
+  return { weighted: parts.includes('W'), head: parts.includes('E'), centroids: parts.includes('C') };
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { BACKBONE_OPTIONS, cacheDirOf, openBackbone } from './shared.js';
+import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, parseModules } from './shared.js';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -29,11 +29,14 @@ export const simulateCommand: Command = {
     { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
     { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed (partition, initial model, training)', default: 0 },
     { name: 'out', type: 'string', arg: 'DIR', description: 'Folder for rounds.jsonl, summary.json and global.safetensors' },
+    { name: 'over-http', type: 'boolean', description: 'Run the federation through the real system: `fuss server` on loopback and one `fuss join` process per participant' },
+    { name: 'database-url', type: 'string', arg: 'URL', description: 'With --over-http: the server\'s Postgres database (default: embedded, in the work folder)' },
     { name: 'json', type: 'boolean', description: 'Print the summary as JSON on stdout' },
   ],
   examples: [
     'fuss simulate --data ../shared/data/camvid/train --eval ../shared/data/camvid/val \\\n    --backbone ../shared/models/mobilenetv2-int8-features.onnx --clients 3 --partition domain \\\n    --strategy fedcc-kmeans --rounds 10 --local-steps 100 --out runs/fedcc',
     'fuss simulate ... --clients 6 --partition dirichlet:0.5 --baseline local',
+    'fuss simulate ... --clients 3 --strategy fedcc-kmeans --rounds 10 --local-steps 100 --over-http --out runs/fedcc-http',
   ],
   async run(values, _positionals, io) {
     const core: typeof import('@fuss/core') = await import('@fuss/core');
@@ -48,6 +51,8 @@ export const simulateCommand: Command = {
     if (evaluation) core.requireLabels(evaluation);
     const k = (values.k as number | undefined) ?? train.info?.classes.length ?? evaluation?.info?.classes.length;
     if (k === undefined) throw new UsageError('give --k: the training data has no dataset.json to take the number of classes from');
+    if (values['over-http'] && values.baseline) throw new UsageError('--over-http runs a federation; it does not combine with --baseline');
+    if (values['over-http'] && (values.outputs || values['input-size'])) throw new UsageError('--over-http takes the backbone as it is: participants run it with its own descriptor (drop --outputs and --input-size)');
     const backbone = await openBackbone(values, io);
     const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, log });
     const out = values.out as string | undefined;
@@ -76,6 +81,42 @@ export const simulateCommand: Command = {
         io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `${result.kind} baseline: mIoU ${summary.final?.mIoU ?? '-'} (${summary.wallSeconds}s)\n`);
         return 0;
       }
+      const writeGlobal = (global: { head: import('@fuss/core').HeadParams; centroids: Float32Array }) =>
+        writeFile(
+          join(out!, 'global.safetensors'),
+          core.encodeModel({
+            head: global.head,
+            centroids: global.centroids,
+            channels: global.head.l2Bias.length,
+            codeDim: global.centroids.length / k,
+            k,
+            backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) },
+            round: options.rounds,
+            version: options.rounds,
+            info: settings,
+          }),
+        );
+      if (values['over-http']) {
+        const { simulateOverHttp } = await import('./simulate-over-http.js');
+        const result = await simulateOverHttp(train, evaluation, backbone, engine, {
+          ...options, evalEvery: options.evalEvery, threads: values.threads as number, engine: values.engine as string, backbonePath: values.backbone as string, databaseUrl: values['database-url'] as string | undefined, out,
+        }, io);
+        const summary = {
+          settings: { ...settings, overHttp: true },
+          partition: result.partition,
+          final: pick(result.final),
+          rounds: result.rounds.map((r) => ({ round: r.round, ...pick(r.metrics), aggregationSeconds: r.aggregationSeconds, roundSeconds: r.roundSeconds })),
+          participants: result.participants,
+          timing: result.timing,
+          wallSeconds: seconds(started),
+        };
+        if (out) {
+          await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+          await writeGlobal(result.global);
+        }
+        io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `final mIoU ${summary.final?.mIoU ?? '-'} after ${options.rounds} rounds over HTTP (${summary.wallSeconds}s)\n`);
+        return 0;
+      }
       const rounds: unknown[] = [];
       const result = await core.simulateFederation(train, evaluation, backbone, engine, options, {
         log,
@@ -89,20 +130,7 @@ export const simulateCommand: Command = {
       const summary = { settings, partition: result.partition, final: pick(result.final), rounds, wallSeconds: seconds(started) };
       if (out) {
         await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-        await writeFile(
-          join(out, 'global.safetensors'),
-          core.encodeModel({
-            head: result.global.head,
-            centroids: result.global.centroids,
-            channels: result.global.head.l2Bias.length,
-            codeDim: result.global.centroids.length / k,
-            k,
-            backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) },
-            round: options.rounds,
-            version: options.rounds,
-            info: settings,
-          }),
-        );
+        await writeGlobal(result.global);
       }
       io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `final mIoU ${summary.final?.mIoU ?? '-'} after ${options.rounds} rounds (${summary.wallSeconds}s)\n`);
       return 0;
@@ -112,13 +140,6 @@ export const simulateCommand: Command = {
     }
   },
 };
-
-function parseModules(text: string) {
-  const parts = text.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
-  const unknown = parts.filter((p) => !['W', 'E', 'C'].includes(p));
-  if (unknown.length) throw new UsageError(`--modules takes W, E and C (got ${unknown.join(', ')})`);
-  return { weighted: parts.includes('W'), head: parts.includes('E'), centroids: parts.includes('C') };
-}
 
 function pick(metrics: { mIoU: number; pixelAccuracy: number; perClassIoU: Record<string, number | null> } | undefined) {
   if (!metrics) return undefined;

@@ -6,6 +6,7 @@ import type { Backbone, FeatureMap } from '../backbone/backbone.js';
 import { FeatureCache, imageContentHash } from '../io/feature-cache.js';
 import { featureConfigKey } from '../backbone/descriptor.js';
 import { readImageSize } from '../image/image.js';
+import { float16ToFloat32, float32ToFloat16 } from '../io/float16.js';
 
 export interface ExtractedFeatures<T> {
   item: T;
@@ -63,8 +64,11 @@ export async function* extractFeatures<T extends { imagePath: string }>(
       if (current.lookup.status === 'corrupt') {
         options.log?.(`feature cache: entry for ${current.item.imagePath} is damaged (${current.lookup.reason}); recomputing`);
       }
-      const features = await backbone.extract(current.bytes, current.item.imagePath);
+      let features = await backbone.extract(current.bytes, current.item.imagePath);
       if (cache) {
+        // Yield what the cache will hold (float16 precision), so a first run and a cached rerun see
+        // the same numbers and produce the same results.
+        features = { ...features, data: float16ToFloat32(float32ToFloat16(features.data)) };
         await pendingWrite;
         pendingWrite = cache.put(current.hash, features);
         pendingWrite.catch(() => undefined); // surfaced when awaited

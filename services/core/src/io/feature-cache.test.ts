@@ -91,6 +91,16 @@ describe('extractFeatures with the cache', () => {
     for await (const r of extractFeatures(dataset.items, backbone)) fresh.push(r.features.data);
     let i = 0;
     for await (const r of extractFeatures(dataset.items, backbone, { cacheDir })) expectClose(r.features.data, fresh[i++], { atol: 1e-3, rtol: 2 ** -10 });
+
+    // A first run with a cache yields what the cache will hold: the same values as every later run.
+    const coldDir = join(dir.path, 'cold-cache');
+    const cold = [];
+    for await (const r of extractFeatures(dataset.items, backbone, { cacheDir: coldDir })) cold.push({ source: r.source, data: r.features.data });
+    const warm = [];
+    for await (const r of extractFeatures(dataset.items, backbone, { cacheDir: coldDir })) warm.push({ source: r.source, data: r.features.data });
+    expect(cold.map((c) => c.source)).toEqual(['computed', 'computed', 'computed', 'computed']);
+    expect(warm.map((w) => w.source)).toEqual(['hit', 'hit', 'hit', 'hit']);
+    for (let j = 0; j < cold.length; j++) expect(Array.from(cold[j].data)).toEqual(Array.from(warm[j].data));
     await backbone.close();
   });
 });

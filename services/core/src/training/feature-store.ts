@@ -50,17 +50,19 @@ export async function loadFeatureStore(
       sum = new Float64Array(channels);
     }
     const cells = features.height * features.width;
+    // Statistics from the stored float16 values (without a cache the features arrive in float32).
+    const data = float32ToFloat16(features.data);
     const pool = new Float32Array(channels);
     for (let c = 0; c < channels; c++) {
       let s = 0;
-      const plane = features.data.subarray(c * cells, (c + 1) * cells);
-      for (let p = 0; p < cells; p++) s += plane[p];
+      const plane = data.subarray(c * cells, (c + 1) * cells);
+      for (let p = 0; p < cells; p++) s += halfToFloatTable[plane[p]];
       sum[c] += s;
       pool[c] = s / cells;
     }
     totalCells += cells;
     pooled.push(pool);
-    images.push({ id: item.id, height: features.height, width: features.width, data: float32ToFloat16(features.data) });
+    images.push({ id: item.id, height: features.height, width: features.width, data });
   }
   if (images.length === 0) throw new ConfigError('no images to train on');
   const mean = Float32Array.from(sum, (s) => s / totalCells);

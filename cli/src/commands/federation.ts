@@ -1,0 +1,91 @@
+import type { Command } from '../options.js';
+import { UsageError } from '../options.js';
+import { ADMIN_TOKEN_OPTION, openApi, RETRY_OPTIONS, SERVER_OPTION } from './remote.js';
+import { parseModules } from './shared.js';
+
+export const federationCreateCommand: Command = {
+  name: 'federation create',
+  summary: 'Create a federation on a server (admin): backbone, strategy, rounds and participants per round.',
+  usage: 'fuss federation create --server URL --name NAME --backbone ONNX --k K --rounds R --local-steps S --max-participants N [options]',
+  options: [
+    SERVER_OPTION,
+    ADMIN_TOKEN_OPTION,
+    { name: 'name', type: 'string', arg: 'NAME', description: 'Name of the federation', required: true },
+    { name: 'backbone', type: 'string', arg: 'ONNX', description: 'Backbone every participant must use (its sha256 and feature settings are recorded)', env: 'FUSS_BACKBONE', required: true },
+    { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (classes)', required: true, min: 1 },
+    { name: 'code-dim', type: 'integer', arg: 'D', description: 'Code dimension of the head', default: 70, min: 1 },
+    { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedcc-kmeans' },
+    { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregated modules: W (size weighting), E (head), C (centroids)', default: 'W,E,C' },
+    { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
+    { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', required: true, min: 1 },
+    { name: 'local-steps', type: 'integer', arg: 'S', description: 'Local training steps per round', required: true, min: 1 },
+    { name: 'min-participants', type: 'integer', arg: 'N', description: 'Updates needed to aggregate at the deadline', default: 1, min: 1 },
+    { name: 'max-participants', type: 'integer', arg: 'N', description: 'Updates that complete a round at once', required: true, min: 1 },
+    { name: 'deadline', type: 'integer', arg: 'SECONDS', description: 'Round deadline', default: 3600, min: 1 },
+    { name: 'deadline-policy', type: 'string', arg: 'POLICY', description: 'Too few updates at the deadline: extend the round or fail it', default: 'extend', choices: ['extend', 'fail'] },
+    { name: 'seed', type: 'integer', arg: 'S', description: 'Seed of the initial model, local training and aggregation', default: 0, min: 0 },
+    ...RETRY_OPTIONS,
+    { name: 'json', type: 'boolean', description: 'Print the federation as JSON' },
+  ],
+  examples: ['fuss federation create --server http://127.0.0.1:8080 --name road-scenes --backbone mobilenetv2-int8-features.onnx --k 11 --rounds 10 --local-steps 100 --max-participants 3'],
+  async run(values, _positionals, io) {
+    const core = await import('@fuss/core');
+    const strategy = values.strategy as string;
+    if (!core.STRATEGY_NAMES.includes(strategy)) throw new UsageError(`unknown strategy "${strategy}"; choose one of ${core.STRATEGY_NAMES.join(', ')}`);
+    const backbone = await core.Backbone.open(values.backbone as string);
+    let identity;
+    try {
+      identity = { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor), channels: await backbone.featureChannels() };
+    } finally {
+      await backbone.close();
+    }
+    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
+    try {
+      const federation = await api.createFederation({
+        name: values.name as string,
+        backbone: identity,
+        codeDim: values['code-dim'] as number,
+        k: values.k as number,
+        strategy: strategy as never,
+        modules: parseModules(values.modules as string),
+        regularizer: values.regularizer as 'none' | 'fedprox' | 'moon',
+        rounds: values.rounds as number,
+        localSteps: values['local-steps'] as number,
+        minParticipants: values['min-participants'] as number,
+        maxParticipants: values['max-participants'] as number,
+        roundDeadlineSeconds: values.deadline as number,
+        deadlinePolicy: values['deadline-policy'] as 'extend' | 'fail',
+        seed: values.seed as number,
+      });
+      io.stdout(values.json ? `${JSON.stringify(federation)}\n` : `${federation.id}\n`);
+      return 0;
+    } finally {
+      await api.close();
+    }
+  },
+};
+
+export const participantAddCommand: Command = {
+  name: 'participant add',
+  summary: 'Enrol a participant in a federation (admin); prints its token once.',
+  usage: 'fuss participant add --server URL --federation ID --name NAME [--json]',
+  options: [
+    SERVER_OPTION,
+    ADMIN_TOKEN_OPTION,
+    { name: 'federation', type: 'string', arg: 'ID', description: 'Federation id', required: true },
+    { name: 'name', type: 'string', arg: 'NAME', description: 'Name of the participant (unique in the federation)', required: true },
+    ...RETRY_OPTIONS,
+    { name: 'json', type: 'boolean', description: 'Print the participant (with its token) as JSON' },
+  ],
+  examples: ['fuss participant add --server http://127.0.0.1:8080 --federation 6f1c... --name hospital-a'],
+  async run(values, _positionals, io) {
+    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
+    try {
+      const participant = await api.addParticipant(values.federation as string, values.name as string);
+      io.stdout(values.json ? `${JSON.stringify(participant)}\n` : `${participant.token}\n`);
+      return 0;
+    } finally {
+      await api.close();
+    }
+  },
+};
