@@ -2,7 +2,8 @@
 // participants sending ViT-B-sized updates (C = 768, D = 70, K = 27: about 2.8 MB) over loopback HTTP,
 // on Postgres and on PGlite; (2) aggregation time and peak RSS for 10, 100 and 1000 updates in a
 // round; (3) POST /segment latency against the backbone + head compute alone (server overhead).
-// Usage: node bench/server/run.mjs [--concurrency 8] [--uploads 64] [--aggregate 10,100,1000] [--databases pglite,postgres]
+// Usage: node --expose-gc bench/server/run.mjs [--concurrency 8] [--uploads 64] [--aggregate 10,100,1000]
+//        [--aggregate-pglite 10,100] [--databases pglite,postgres] [--parts uploads,aggregate,segment]
 
 import { parseArgs } from 'node:util';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
@@ -20,11 +21,15 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     uploads: { type: 'string', default: '64' },
     aggregate: { type: 'string', default: '10,100,1000' },
+    // PGlite moves bytea at about 2 MB/s (its own text encoding): 1000 updates would take most of an hour.
+    'aggregate-pglite': { type: 'string', default: '10,100' },
+    parts: { type: 'string', default: 'uploads,aggregate,segment' },
     databases: { type: 'string', default: 'pglite,postgres' },
     strategy: { type: 'string', default: 'fedcc-kmeans' },
   },
 });
 const ADMIN = 'bench-admin-token-0123456789';
+const parts = values.parts.split(',');
 const SHAPE = { channels: 768, codeDim: 70, k: 27 };
 const SHA = 'f'.repeat(64);
 const auth = (token) => ({ authorization: `Bearer ${token}` });
@@ -50,6 +55,7 @@ async function openBenchDatabase(kind) {
   const url = new URL(base);
   url.searchParams.set('schema', schema);
   const db = await openDatabase({ databaseUrl: url.toString() });
+  db.url = url.toString();
   return { db, dispose: async () => { await db.close(); await admin.query(`DROP SCHEMA "${schema}" CASCADE`); await admin.end(); } };
 }
 
@@ -79,6 +85,7 @@ for (const kind of values.databases.split(',')) {
   const base = `http://127.0.0.1:${app.server.address().port}`;
 
   // (1) Upload throughput: every participant uploads once; the round never fills, so no aggregation.
+  if (parts.includes('uploads')) {
   const uploads = Number(values.uploads);
   const concurrency = Number(values.concurrency);
   const { id, tokens } = await createFederation(base, uploads + 1, uploads);
@@ -98,30 +105,41 @@ for (const kind of values.databases.split(',')) {
   latencies.sort((a, b) => a - b);
   rows.push({ database: kind, work: `${uploads} uploads, ${concurrency} concurrent`, result: `${(uploads / seconds).toFixed(1)} uploads/s, ${(uploads * update.length / 1e6 / seconds).toFixed(0)} MB/s`, p50: `${percentile(latencies, 0.5).toFixed(0)} ms`, p99: `${percentile(latencies, 0.99).toFixed(0)} ms`, 'peak RSS': '' });
   console.error(JSON.stringify(rows.at(-1)));
+  }
 
   // (2) Aggregation of n updates, stored directly (the HTTP path is measured above).
-  for (const n of values.aggregate.split(',').map(Number)) {
+  const sizes = !parts.includes('aggregate') ? [] : (kind === 'pglite' ? values['aggregate-pglite'] : values.aggregate).split(',').map(Number);
+  for (const n of sizes) {
     const { id: fid } = await createFederation(base, n + 1, 0);
     const round = await db.prisma.round.findFirstOrThrow({ where: { federationId: fid, number: 1 } });
     for (let i = 0; i < n; i += 50) {
       const batch = [];
       for (let j = i; j < Math.min(n, i + 50); j++) {
-        const participant = await db.prisma.participant.create({ data: { federationId: fid, name: `a${j}`, tokenHash: randomBytes(32).toString('hex') } });
+        const participant = await db.prisma.participant.create({ data: { federationId: fid, name: `a${j}`, enrolmentIndex: j, tokenHash: randomBytes(32).toString('hex') } });
         batch.push({ roundId: round.id, participantId: participant.id, samples: 10 + (j % 7), sha256: sha256Hex(update), weights: update });
       }
       await db.prisma.update.createMany({ data: batch });
     }
-    global.gc?.();
-    const rssBefore = process.memoryUsage().rss;
-    let peak = rssBefore;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
-    const t = performance.now();
-    const done = await app.rounds.aggregate(round.id);
-    const aggregateSeconds = (performance.now() - t) / 1000;
-    clearInterval(sampler);
-    peak = Math.max(peak, process.memoryUsage().rss);
-    if (!done) throw new Error('aggregation did not run');
-    rows.push({ database: kind, work: `aggregate ${n} updates (${values.strategy})`, result: `${aggregateSeconds.toFixed(2)} s`, p50: '', p99: '', 'peak RSS': `${(peak / 2 ** 20).toFixed(0)} MiB (+${((peak - rssBefore) / 2 ** 20).toFixed(0)})` });
+    let measured;
+    if (kind === 'postgres') {
+      // In a process of its own, so the peak RSS is the aggregation's alone.
+      const { execFileSync } = await import('node:child_process');
+      const output = execFileSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'aggregate-round.mjs'), db.url, round.id], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      measured = JSON.parse(output.trim().split('\n').at(-1));
+    } else {
+      // PGlite lives in this process: the RSS includes the embedded database's heap.
+      global.gc?.();
+      const rssBefore = process.memoryUsage().rss;
+      let peak = rssBefore;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+      const t = performance.now();
+      const done = await app.rounds.aggregate(round.id);
+      clearInterval(sampler);
+      measured = { done, seconds: (performance.now() - t) / 1000, rssBeforeMiB: rssBefore / 2 ** 20, peakRssMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+    }
+    if (!measured.done) throw new Error('aggregation did not run');
+    rows.push({ database: kind, work: `aggregate ${n} updates (${values.strategy})`, result: `${measured.seconds.toFixed(2)} s`, p50: '', p99: '', 'peak RSS': `${measured.peakRssMiB.toFixed(0)} MiB (+${(measured.peakRssMiB - measured.rssBeforeMiB).toFixed(0)})${kind === 'postgres' ? ', own process' : ', with PGlite'}` });
+    await db.prisma.update.deleteMany({ where: { roundId: round.id } });
     console.error(JSON.stringify(rows.at(-1)));
   }
   await app.close();
@@ -129,6 +147,7 @@ for (const kind of values.databases.split(',')) {
 }
 
 // (3) /segment latency against the compute alone, with the MobileNetV2 backbone on a CamVid image.
+if (parts.includes('segment')) {
 const assets = sharedAssets();
 const backbone = await Backbone.open(assets.mobilenet);
 const engine = await createEngine('onnx');
@@ -161,5 +180,6 @@ await app.close();
 await dbs.dispose();
 await engine.dispose();
 await backbone.close();
+}
 printTable(rows);
 console.log(`written ${writeResults('server', { updateBytes: update.length, concurrency: Number(values.concurrency), uploads: Number(values.uploads), strategy: values.strategy, rows })}`);

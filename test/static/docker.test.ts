@@ -21,6 +21,12 @@ describe('docker/Dockerfile', () => {
     expect(dockerfile).toMatch(/CMD \["node", "cli\/bin\/fuss.js", "server"\]/);
     expect(existsSync(`${root}cli/bin/fuss.js`)).toBe(true);
   });
+
+  it('copies every npm workspace before `npm ci` (which fails on a workspace it cannot find)', () => {
+    const copied = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1].split(/\s+/));
+    const workspaces = (JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as { workspaces: string[] }).workspaces;
+    for (const workspace of workspaces) expect(copied.some((path) => workspace === path || workspace.startsWith(`${path}/`)), workspace).toBe(true);
+  });
 });
 
 describe('docker/compose.yaml', () => {

@@ -1,0 +1,22 @@
+// Child process of bench/server/run.mjs: aggregates one round of a Postgres database and reports its
+// own time and memory, so the peak RSS is the aggregation's and not the benchmark's.
+// Usage: node bench/server/aggregate-round.mjs DATABASE_URL ROUND_ID  (prints one JSON line)
+
+import { buildApp, openDatabase } from '@fuss/aggregator';
+
+const [databaseUrl, roundId] = process.argv.slice(2);
+const db = await openDatabase({ databaseUrl });
+const app = await buildApp({ db, config: { adminToken: 'bench-admin-token-0123456789', bodyLimit: 1024 }, logger: { level: 'error' } });
+await app.ready();
+global.gc?.();
+const rssBefore = process.memoryUsage().rss;
+let peak = rssBefore;
+const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+const started = performance.now();
+const done = await app.rounds.aggregate(roundId);
+const seconds = (performance.now() - started) / 1000;
+clearInterval(sampler);
+peak = Math.max(peak, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
+await app.close();
+await db.close();
+console.log(JSON.stringify({ done, seconds, rssBeforeMiB: rssBefore / 2 ** 20, peakRssMiB: peak / 2 ** 20 }));
