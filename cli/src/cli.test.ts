@@ -216,6 +216,30 @@ describe('fuss simulate', () => {
   });
 });
 
+describe('fuss join, federation create, participant add, segment: bad input', () => {
+  it('exit 2 with the help for usage mistakes, 1 with one readable line when the server is unreachable', async () => {
+    const noToken = fakeIo();
+    expect(await main(['join', '--server', 'http://127.0.0.1:1', '--data', data, '--backbone', models.cnn], noToken.io)).toBe(2);
+    expect(noToken.stderr()).toMatch(/--token/);
+    const badUrl = fakeIo();
+    expect(await main(['participant', 'add', '--server', 'ftp://x', '--federation', 'f', '--name', 'a'], badUrl.io)).toBe(2);
+    expect(badUrl.stderr()).toMatch(/--server must be an http\(s\) URL/);
+    const badImage = fakeIo();
+    expect(await main(['segment', '--server', 'http://127.0.0.1:1', '--federation', 'f', '--image', 'x.gif', '--out', 'm.png'], badImage.io)).toBe(2);
+    expect(badImage.stderr()).toMatch(/\.png, \.jpg or \.jpeg/);
+    // Nothing listens on a port just freed: connection refused, reported on one line after the retries.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const freePort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const down = fakeIo();
+    expect(await main(['join', '--server', `http://127.0.0.1:${freePort}`, '--token', 'fuss_p_secret-token', '--data', data, '--backbone', models.cnn, '--retries', '1'], down.io)).toBe(1);
+    expect(down.stderr().trim().split('\n')).toHaveLength(1);
+    expect(down.stderr()).toMatch(/^error: .*ECONNREFUSED/);
+    expect(down.stderr()).not.toContain('secret-token');
+  });
+});
+
 describe('fuss backbone pull', () => {
   let server: Server;
   let hubUrl: string;

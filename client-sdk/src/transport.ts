@@ -235,7 +235,7 @@ export class Transport {
         if (error instanceof FussApiError) throw error;
         const code = errorCode(error);
         const retryable = code !== undefined && RETRYABLE_CODES.has(code) && (idempotent || NOT_SENT_CODES.has(code));
-        const reason = this.scrub(`${code ?? 'network error'}: ${innermostMessage(error)}`);
+        const reason = this.scrub(code ? `${code}: ${innermostMessage(error)}` : innermostMessage(error));
         if (!retryable || attempt >= maxAttempts) {
           const unsafe = !idempotent && code !== undefined && RETRYABLE_CODES.has(code);
           const tail = attempt > 1 ? ` (gave up after ${attempt} attempts)` : unsafe ? ' (not retried: the request may have reached the server)' : '';
