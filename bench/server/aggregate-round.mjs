@@ -11,7 +11,11 @@ await app.ready();
 global.gc?.();
 const rssBefore = process.memoryUsage().rss;
 let peak = rssBefore;
-const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+let atPeak = process.memoryUsage();
+const sampler = setInterval(() => {
+  const usage = process.memoryUsage();
+  if (usage.rss > peak) [peak, atPeak] = [usage.rss, usage];
+}, 10);
 const started = performance.now();
 const done = await app.rounds.aggregate(roundId);
 const seconds = (performance.now() - started) / 1000;
@@ -19,4 +23,8 @@ clearInterval(sampler);
 peak = Math.max(peak, process.memoryUsage().rss, process.resourceUsage().maxRSS * 1024);
 await app.close();
 await db.close();
-console.log(JSON.stringify({ done, seconds, rssBeforeMiB: rssBefore / 2 ** 20, peakRssMiB: peak / 2 ** 20 }));
+const mib = (bytes) => Math.round(bytes / 2 ** 20);
+// Where the peak was: V8 heap, ArrayBuffers (update bytes, tensors) and the rest (native: Prisma's
+// query engine, the pg driver, malloc arenas).
+const breakdown = { heapTotalMiB: mib(atPeak.heapTotal), heapUsedMiB: mib(atPeak.heapUsed), arrayBuffersMiB: mib(atPeak.arrayBuffers), externalMiB: mib(atPeak.external) };
+console.log(JSON.stringify({ done, seconds, rssBeforeMiB: rssBefore / 2 ** 20, peakRssMiB: peak / 2 ** 20, atPeak: breakdown }));

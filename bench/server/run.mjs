@@ -126,6 +126,7 @@ for (const kind of values.databases.split(',')) {
       const { execFileSync } = await import('node:child_process');
       const output = execFileSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'aggregate-round.mjs'), db.url, round.id], { encoding: 'utf8', maxBuffer: 1 << 20 });
       measured = JSON.parse(output.trim().split('\n').at(-1));
+      console.error(`aggregation of ${n}: ${JSON.stringify(measured)}`);
     } else {
       // PGlite lives in this process: the RSS includes the embedded database's heap.
       global.gc?.();
