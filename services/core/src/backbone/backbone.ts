@@ -3,6 +3,8 @@
 // outputs are resized to the finest grid and concatenated.
 
 import { readFile, access } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { basename, dirname, extname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { BackboneError } from '../errors.js';
@@ -183,7 +185,10 @@ async function createSession(
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   };
-  if (options.device === 'cuda') {
+  if (options.device === 'cuda' && !cudaProviderInstalled()) {
+    // Checked first: onnxruntime would print its own error line about the missing library.
+    options.log?.('backbone: CUDA execution provider not installed (onnxruntime-node was installed with ONNXRUNTIME_NODE_INSTALL=skip or on a host without CUDA); falling back to CPU');
+  } else if (options.device === 'cuda') {
     try {
       const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda'] });
       options.log?.('backbone: using onnxruntime CUDA execution provider');
@@ -310,4 +315,15 @@ async function inferDescriptor(
     }
   }
   throw new BackboneError(`backbone ${modelPath} has no spatial output ([1, C, h, w] feature map or [1, 1 + h*w, C] tokens)`);
+}
+
+/** Whether onnxruntime-node's CUDA provider library sits next to its binding (its install script puts it there). */
+function cudaProviderInstalled(): boolean {
+  try {
+    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
+    const folder = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
+    return existsSync(join(folder, 'libonnxruntime_providers_cuda.so'));
+  } catch {
+    return true; // unknown layout: let onnxruntime try
+  }
 }
