@@ -7,7 +7,7 @@
 // Hungarian-aligned centroid averaging (is it centroid permutation?) and shorter local phases with more
 // rounds at the same total budget (is it client drift?).
 // Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2]
-//        [--only table12|table3|investigate] [--setups domain,dirichlet0.5] [--eval-every 5]
+//        [--only table12|table3|investigate] [--setups domain,dirichlet0.5] [--rows 'FedAvg;FedAvg + FedCC'] [--eval-every 5]
 
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '0,1,2' },
     only: { type: 'string' },
     setups: { type: 'string', default: 'domain,dirichlet0.5' },
+    rows: { type: 'string' },
     'eval-every': { type: 'string', default: '5' },
   },
 });
@@ -106,6 +107,7 @@ for (const [name, rows] of [['table12', table12], ['table3', table3], ['investig
   for (const setup of setups) {
     const lines = [];
     for (const spec of rows) {
+      if (values.rows && !values.rows.split(';').includes(spec.row)) continue;
       const records = [];
       for (const seed of spec.seeds) records.push(await runOnce(setup, spec, seed));
       const mious = records.map((r) => r.final.mIoU);

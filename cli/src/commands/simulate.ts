@@ -6,7 +6,7 @@ import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, parseModules } from './shar
 
 export const simulateCommand: Command = {
   name: 'simulate',
-  summary: 'Simulate a federation in one process: partition the data, train participants, aggregate, evaluate per round.',
+  summary: 'Simulate a federation: partition the data, train participants, aggregate, evaluate per round (in one process, or over HTTP).',
   usage:
     'fuss simulate --data DIR --backbone ONNX --clients N --partition domain|dirichlet:ALPHA|iid --strategy NAME\n' +
     '      [--modules W,E,C] [--regularizer none|fedprox|moon] --rounds R --local-steps S [--eval DIR] [--seed S] [--json] [--out DIR]\n' +
