@@ -4,8 +4,8 @@
 // Every run uses the same rounds and local steps. Runs already on disk are reused (resumable):
 // delete bench/experiments/runs to start over.
 // The "investigate" table tests why plain FedAvg trails centralized training in the 3-client setup:
-// Hungarian-aligned centroid averaging (is it centroid permutation?) and shorter local phases with more
-// rounds at the same total budget (is it client drift?).
+// Hungarian-aligned centroid averaging (is it centroid permutation?), shorter local phases with more
+// rounds at the same total budget (is it client drift?) and averaging without size weights (module W).
 // Usage: node bench/experiments/run.mjs [--rounds 5] [--local-steps 100] [--seeds 0,1,2]
 //        [--only table12|table3|investigate] [--setups domain,dirichlet0.5] [--rows 'FedAvg;FedAvg + FedCC'] [--eval-every 5]
 
@@ -66,6 +66,9 @@ const investigate = [
   { row: 'FedAvg, Hungarian-aligned centroids', strategy: 'aligned-fedavg', regularizer: 'none', modules: all, seeds },
   { row: `FedAvg, ${rounds * 2} rounds x ${localSteps / 2} steps`, strategy: 'fedavg', regularizer: 'none', modules: all, seeds: [seeds[0]], rounds: rounds * 2, localSteps: localSteps / 2 },
   { row: 'FedAvg + FedCC', strategy: 'fedcc-kmeans', regularizer: 'none', modules: all, seeds },
+  // Module W weights participants by image count (62/101/204 here): is the weighting the gap?
+  { row: 'FedAvg, unweighted (E+C)', strategy: 'fedavg', regularizer: 'none', modules: moduleSets['E+C'], seeds },
+  { row: 'FedAvg + FedCC, unweighted (E+C)', strategy: 'fedcc-kmeans', regularizer: 'none', modules: moduleSets['E+C'], seeds },
 ];
 
 const backbone = await Backbone.open(assets.mobilenet);
