@@ -155,7 +155,7 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
       const keepHead = !training.modules.head && previous !== undefined;
       const keepCentroids = !training.modules.centroids && previous !== undefined;
       const trainer = localRoundTrainerOptions(
-        { ...participantBatchOptions(local.shifts), shifts: local.shifts },
+        participantBatchOptions(local.shifts),
         {
           federationSeed: training.seed, index: identity.index, round, localSteps: training.localSteps, k: training.k, codeDim: training.codeDim,
           regularizer: training.regularizer as Regularizer, regularizerScope: training.regularizerScope as RegularizerScope,

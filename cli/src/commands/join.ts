@@ -1,6 +1,6 @@
 import type { Command } from '../options.js';
 import { createProgress, type Progress } from '../progress.js';
-import { RETRY_OPTIONS, SERVER_OPTION, serverUrl } from './remote.js';
+import { retryLine, RETRY_OPTIONS, SERVER_OPTION, serverUrl } from './remote.js';
 
 export const joinCommand: Command = {
   name: 'join',
@@ -38,7 +38,7 @@ export const joinCommand: Command = {
       cacheDir: values.cache as string,
       log,
       retry: { maxAttempts: values.retries as number },
-      onRetry: (event) => log(`retrying (attempt ${event.attempt + 1}) in ${(event.delayMs / 1000).toFixed(1)}s: ${event.reason}`),
+      onRetry: (event) => log(retryLine(event)),
     });
     let bar: Progress | undefined;
     client.on('progress', (event) => {

@@ -16,8 +16,13 @@ export async function openApi(values: OptionValues, token: string | undefined, o
     baseUrl: serverUrl(values),
     token,
     retry: { maxAttempts: values.retries as number },
-    onRetry: onRetry ? (event) => onRetry(`retrying (attempt ${event.attempt + 1}) in ${(event.delayMs / 1000).toFixed(1)}s: ${event.reason}`) : undefined,
+    onRetry: onRetry ? (event) => onRetry(retryLine(event)) : undefined,
   });
+}
+
+/** What a command prints when the transport retries a request. */
+export function retryLine(event: { attempt: number; delayMs: number; reason: string }): string {
+  return `retrying (attempt ${event.attempt + 1}) in ${(event.delayMs / 1000).toFixed(1)}s: ${event.reason}`;
 }
 
 export function serverUrl(values: OptionValues): string {

@@ -73,10 +73,13 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
     await tx.round.create({ data: { federationId: federation.id, number, baseVersion, openedAt: opened, deadlineAt: new Date(opened.getTime() + federation.roundDeadlineSeconds * 1000) } });
   }
 
-  /** Marks a round failed (guarded by the claim stamp) and opens the next one from the same model. */
-  async function failRound(federation: Federation, round: Round, claimedAt: Date, reason: string) {
+  /**
+   * Marks a round failed and opens the next one from the same model, in one transaction; `guard`
+   * is the state the round must still be in (zero rows: someone else changed it first).
+   */
+  async function failRound(federation: Federation, round: Round, guard: { state: 'open' } | { state: 'aggregating'; aggregationStartedAt: Date }, reason: string) {
     await prisma.$transaction(async (tx) => {
-      const failed = await tx.round.updateMany({ where: { id: round.id, state: 'aggregating', aggregationStartedAt: claimedAt }, data: { state: 'failed', closedAt: now(), failureReason: reason } });
+      const failed = await tx.round.updateMany({ where: { id: round.id, ...guard }, data: { state: 'failed', closedAt: now(), failureReason: reason } });
       if (failed.count === 1) await openNextOrFinish(tx, federation, round.number + 1, round.baseVersion);
     });
   }
@@ -178,7 +181,7 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       } catch (err) {
         const reason = `aggregation attempt ${round.aggregationAttempts} of ${MAX_AGGREGATION_ATTEMPTS} failed: ${(err as Error).message}`;
         log(`federation ${federation.id}: round ${round.number}: ${reason}`);
-        if (round.aggregationAttempts >= MAX_AGGREGATION_ATTEMPTS) await failRound(federation, round, claimedAt, reason);
+        if (round.aggregationAttempts >= MAX_AGGREGATION_ATTEMPTS) await failRound(federation, round, { state: 'aggregating', aggregationStartedAt: claimedAt }, reason);
         return false;
       }
       const seconds = (performance.now() - started) / 1000;
@@ -216,10 +219,7 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
         } else if (round.federation.deadlinePolicy === 'extend') {
           await prisma.round.updateMany({ where: { id: round.id, state: 'open', deadlineAt: round.deadlineAt }, data: { deadlineAt: new Date(moment.getTime() + round.federation.roundDeadlineSeconds * 1000) } });
         } else {
-          await prisma.$transaction(async (tx) => {
-            const failed = await tx.round.updateMany({ where: { id: round.id, state: 'open' }, data: { state: 'failed', closedAt: moment, failureReason: `deadline passed with ${round._count.updates} of ${round.federation.minParticipants} required updates` } });
-            if (failed.count === 1) await openNextOrFinish(tx, round.federation, round.number + 1, round.baseVersion);
-          });
+          await failRound(round.federation, round, { state: 'open' }, `deadline passed with ${round._count.updates} of ${round.federation.minParticipants} required updates`);
         }
       }
     },
