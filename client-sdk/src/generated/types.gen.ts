@@ -763,11 +763,19 @@ export type SubmitUpdateErrors = {
     /**
      * Problem
      */
+    411: Problem;
+    /**
+     * Problem
+     */
     413: Problem;
     /**
      * Problem
      */
     500: Problem;
+    /**
+     * Problem
+     */
+    503: Problem;
 };
 
 export type SubmitUpdateError = SubmitUpdateErrors[keyof SubmitUpdateErrors];
@@ -846,7 +854,7 @@ export type SegmentImageData = {
         federation: string;
         version?: 'latest' | string;
         /**
-         * png: 8-bit class ids; json: ids as an array; overlay: colours over the image
+         * png: 8-bit class ids (16-bit when k > 256); json: ids as an array; overlay: colours over the image
          */
         format?: 'png' | 'json' | 'overlay';
     };
@@ -881,7 +889,19 @@ export type SegmentImageErrors = {
     /**
      * Problem
      */
+    415: Problem;
+    /**
+     * Problem
+     */
+    422: Problem;
+    /**
+     * Problem
+     */
     500: Problem;
+    /**
+     * Problem
+     */
+    503: Problem;
 };
 
 export type SegmentImageError = SegmentImageErrors[keyof SegmentImageErrors];

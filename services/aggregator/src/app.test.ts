@@ -25,7 +25,7 @@ const federationBody = {
 beforeAll(async () => {
   test = await freshPglite();
   await test.db.migrate();
-  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 1024 * 1024 } });
+  app = await buildApp({ db: test.db, config: { adminToken: ADMIN } });
 });
 afterAll(async () => {
   await app.close();
