@@ -19,6 +19,7 @@ import { segmentRoutes } from './routes/segment.js';
 import { createSegmentService } from './services/segment-service.js';
 import type { SegmentPool } from './segmentation/worker-pool.js';
 import { createRoundsService, type RoundsDependencies, type RoundsService } from './services/rounds-service.js';
+import type { ModelComputer } from './aggregation/model-worker.js';
 import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 
 export interface AppDependencies {
@@ -32,6 +33,8 @@ export interface AppDependencies {
   sweepIntervalMs?: number;
   /** Connection timeouts of the HTTP server (only meaningful when it listens). */
   timeouts?: Pick<ServerLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>;
+  /** Where models are computed: the server passes its worker thread; default the calling thread. */
+  modelComputer?: ModelComputer;
   /** Test hook of the rounds service (runs before an aggregation's commit). */
   beforeCommit?: RoundsDependencies['beforeCommit'];
 }
@@ -78,7 +81,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const federations = createFederationsService({ prisma: deps.db.prisma, blobs: deps.db.blobs, updateLimitBytes: limits.updateBytes, clock: deps.clock });
+  const federations = createFederationsService({ prisma: deps.db.prisma, blobs: deps.db.blobs, updateLimitBytes: limits.updateBytes, clock: deps.clock, computer: deps.modelComputer });
   await app.register(authPlugin, { adminToken: deps.config.adminToken, metricsToken: deps.config.metricsToken, federations });
   await app.register(healthRoutes, { db: deps.db });
   await metricsPlugin(app);
@@ -91,6 +94,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     leaseMs: limits.aggregationLeaseMs,
     keepUpdateRounds: limits.keepUpdateRounds,
     beforeCommit: deps.beforeCommit,
+    computer: deps.modelComputer,
   });
   await app.register(roundRoutes, { rounds, federations, uploadBytes: limits.updateBytes, budget: new UploadBudget(limits.uploadBytesInFlight) });
   app.decorate('rounds', rounds);

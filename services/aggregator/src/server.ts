@@ -2,6 +2,7 @@
 // /segment workers, listens with bounded connections, and shuts down cleanly on SIGINT/SIGTERM.
 
 import { availableParallelism } from 'node:os';
+import pino from 'pino';
 import type { Server, Socket } from 'node:net';
 import { buildApp } from './app.js';
 import { loadConfig, type ServerConfig, type ServerLimits } from './config.js';
@@ -9,6 +10,7 @@ import { openDatabase } from './db/database.js';
 import { moveLegacyWeights } from './db/legacy-weights.js';
 import { collectGarbage } from './storage/garbage.js';
 import { SegmentPool } from './segmentation/worker-pool.js';
+import { threadModelComputer } from './aggregation/model-worker.js';
 
 export interface RunningServer {
   url: string;
@@ -48,7 +50,8 @@ export async function startServer(
         backbonePath: options.backbonePath,
         workers: limits.segmentWorkers,
         queue: limits.segmentQueue,
-        threads: Math.max(1, Math.floor(availableParallelism() / limits.segmentWorkers)),
+        // One core is left to the event loop (and the database, when it is embedded).
+        threads: Math.max(1, Math.floor((availableParallelism() - 1) / limits.segmentWorkers)),
         timeoutMs: limits.segmentTimeoutMs,
         log,
       })
@@ -61,10 +64,14 @@ export async function startServer(
   if (moved > 0) log(`moved the weights of ${moved} stored updates and models into the blob store`);
   const collected = await collectGarbage(db);
   if (collected > 0) log(`deleted ${collected} weight files that no update or model names`);
+  const modelComputer = threadModelComputer(log);
+  const logStream = pino.destination({ dest: 2, sync: false, minLength: 4096 });
   const app = await buildApp({
     db,
     config,
-    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    modelComputer,
+    // Buffered writes to stderr: a line per request must not cost a blocking write each.
+    logger: { level: config.logLevel, redact: ['req.headers.authorization'], stream: logStream },
     sweepIntervalMs: 1000,
     segmentPool: pool,
     timeouts: limits,
@@ -80,8 +87,10 @@ export async function startServer(
     url,
     close: async () => {
       await app.close();
+      await modelComputer.close();
       await db.close();
       await pool?.close();
+      logStream.flushSync();
     },
   };
 }

@@ -1,8 +1,10 @@
 // One translator from errors to RFC 9457 problem responses (application/problem+json): typed errors
 // keep their status and message; validation failures list the failing paths; anything else is a 500
 // whose detail is generic while the full error is logged. Details and logged messages are capped in
-// size (a hostile body can make a parser's message as large as itself). A response sent before the
-// request body was read closes the connection, so the server never drains an unwanted body.
+// size (a hostile body can make a parser's message as large as itself). When a response goes out
+// before the request's body was read (a 401 before an upload, say), the rest of the body is discarded
+// for at most LINGER_MS and then the connection is closed: the client gets to read the answer (closing
+// at once would reset the connection under it), and the server never reads a large unwanted body.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -10,6 +12,9 @@ import { FussError } from '@fuss/core';
 import { ServiceUnavailableError } from '../errors.js';
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json';
+
+/** How long a connection may go on sending a body the server answered without reading. */
+export const LINGER_MS = 1000;
 
 /** Longest `detail` of a problem response, and of a message written to the log, in characters. */
 export const MAX_DETAIL_CHARS = 1000;
@@ -75,9 +80,21 @@ export const problemDetails = fp(async (app: FastifyInstance) => {
   app.setNotFoundHandler((request, reply) => {
     send(request, reply, 404, 'not-found', 'Not Found', `no route ${request.method} ${request.url.split('?')[0]}`);
   });
-  // Node would read and discard the rest of an unread body to keep the connection alive: close it instead.
+  // Node reads and discards the rest of an unread body to keep the connection alive: allow that for a
+  // moment (so the client reads the answer), then close unless the body has ended.
   app.addHook('onSend', async (request, reply) => {
-    if (bodyUnread(request)) reply.header('connection', 'close');
+    const socket = request.raw.socket;
+    if (!bodyUnread(request) || typeof socket?.destroy !== 'function') return; // (inject has no socket)
+    // Fastify asks for `Connection: close` after a body error; Node would then reset the connection at
+    // once, and the client could lose the answer.
+    reply.removeHeader('connection');
+    reply.raw.once('finish', () => {
+      if (request.raw.complete) return;
+      const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+      timer.unref();
+      request.raw.once('end', () => clearTimeout(timer));
+      socket.once('close', () => clearTimeout(timer));
+    });
   });
   // Postgres cannot store NUL in text: refuse it in any JSON body or query string as a 400.
   app.addHook('preValidation', async (request) => {

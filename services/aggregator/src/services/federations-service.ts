@@ -1,13 +1,13 @@
 // Use cases of federations and participants. Every multi-row change is one transaction.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createRng, encodeModel, initCentroids, initHead } from '@fuss/core';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { FederationCreate, FederationView } from '../schemas/federations.js';
 import { FussError } from '@fuss/core';
 import type { BlobStore } from '../storage/blob-store.js';
 import { TRANSACTION_OPTIONS } from './rounds-service.js';
+import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
 
 /** Room for the safetensors header (tensor table and metadata) on top of the tensor bytes. */
 export const MODEL_HEADER_SLACK_BYTES = 64 * 1024;
@@ -60,8 +60,9 @@ function view(row: FederationRow, latestModelVersion: number): FederationView {
   };
 }
 
-export function createFederationsService(deps: { prisma: PrismaClient; blobs: BlobStore; updateLimitBytes: number; clock?: () => Date }) {
+export function createFederationsService(deps: { prisma: PrismaClient; blobs: BlobStore; updateLimitBytes: number; clock?: () => Date; computer?: ModelComputer }) {
   const { prisma, blobs } = deps;
+  const computer = deps.computer ?? inlineModelComputer();
   const now = deps.clock ?? (() => new Date());
 
   async function latestVersion(federationId: string): Promise<number> {
@@ -83,22 +84,14 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
           { status: 400, type: 'model-too-large' },
         );
       }
-      const rng = createRng(input.seed);
-      const shape = { channels: input.backbone.channels, codeDim: input.codeDim };
-      const weights = encodeModel({
-        head: initHead(shape, rng),
-        centroids: initCentroids(input.k, input.codeDim, rng),
-        channels: input.backbone.channels,
-        codeDim: input.codeDim,
-        k: input.k,
-        backbone: { id: input.backbone.id, sha256: input.backbone.sha256, featureKey: input.backbone.featureKey },
-        round: 0,
-        version: 0,
-        info: { initial: true, seed: input.seed },
-      });
+      const initial = await computer.initialModel(
+        { channels: input.backbone.channels, codeDim: input.codeDim, k: input.k, backbone: { id: input.backbone.id, sha256: input.backbone.sha256, featureKey: input.backbone.featureKey } },
+        input.seed,
+      );
+      const weights = initial.bytes;
       const opened = now();
       // The bytes are durable before the row that names them commits.
-      const sha256 = await blobs.put(weights);
+      const sha256 = await blobs.put(weights, initial.sha256);
       const row = await prisma.$transaction(async (tx) => {
         const federation = await tx.federation.create({
           data: {

@@ -15,14 +15,12 @@
 // that names it commits. Updates of rounds older than `keepUpdateRounds` lose their bytes after the
 // round ends (the rows stay, for the history).
 
-import {
-  aggregationSeed, canonicalOrder, clientWeights, createStrategy, decodeModel, encodeModel, participantClientId, sha256Hex, WeightedSumAccumulator, FussError,
-  HEAD_PARAM_NAMES, type ClientUpdate, type HeadParams,
-} from '@fuss/core';
+import { aggregationSeed, canonicalOrder, clientWeights, participantClientId, FussError } from '@fuss/core';
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { BlobStore } from '../storage/blob-store.js';
+import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
 import { DEFAULT_LIMITS } from '../config.js';
 
 /** How long an aggregation claim holds, unless renewed, before another process may take the round over. */
@@ -68,6 +66,8 @@ export interface RoundsDependencies {
   leaseMs?: number;
   /** Closed rounds whose updates keep their bytes (default DEFAULT_LIMITS.keepUpdateRounds). */
   keepUpdateRounds?: number;
+  /** Where models are computed (default: on the calling thread; the server passes its worker thread). */
+  computer?: ModelComputer;
   /** Test hook: runs before the commit of an aggregation (a throw counts as a failed commit). */
   beforeCommit?: (roundId: string) => Promise<void> | void;
 }
@@ -80,6 +80,7 @@ export function createRoundsService(deps: RoundsDependencies) {
   const keepUpdateRounds = deps.keepUpdateRounds ?? DEFAULT_LIMITS.keepUpdateRounds;
   const pending = new Set<Promise<unknown>>();
   const later = (ms: number) => new Date(now().getTime() + ms);
+  const computer = deps.computer ?? inlineModelComputer();
 
   async function federationOf(federationId: string): Promise<Federation> {
     const federation = await prisma.federation.findUnique({ where: { id: federationId } });
@@ -165,17 +166,18 @@ export function createRoundsService(deps: RoundsDependencies) {
       const federation = await federationOf(federationId);
       const round = await prisma.round.findUnique({ where: { federationId_number: { federationId, number } } });
       if (!round) throw new NotFoundError(`federation ${federationId} has no round ${number}`);
-      const sha256 = sha256Hex(body);
+      // Checked (shapes, dtypes, finiteness, backbone and features) and hashed off the event loop.
+      const checked = await computer.checkUpdate(body, { channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey } });
+      body = checked.bytes;
+      const sha256 = checked.sha256;
       const previous = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } } });
       if (previous) {
         if (previous.sha256 === sha256) return { accepted: false, duplicate: true, round: number, count: await prisma.update.count({ where: { roundId: round.id } }) };
         throw new ConflictError(`an update of this participant to round ${number} was already accepted`, 'update-already-accepted');
       }
       if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
-      // Validate before touching the database: shapes, dtypes, finiteness, backbone and features.
-      decodeModel(body, { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k }, 'update');
       // The bytes are durable before the row that names them commits.
-      await blobs.put(body);
+      await blobs.put(body, sha256);
       // One statement: the row is inserted only while the round is open, holding a share lock on the
       // round until it commits. Uploads do not wait for each other; an aggregation claim (which
       // updates the round) waits for them, so every update accepted with 201 is in the aggregation.
@@ -236,15 +238,16 @@ export function createRoundsService(deps: RoundsDependencies) {
       }, Math.max(100, Math.floor(leaseMs / 3)));
       const started = performance.now();
       try {
-        const model = await computeAggregate(federation, round, () => {
+        // Only the holder of the claim creates this federation's next model, so the version is fixed now.
+        const latest = await prisma.globalModel.findFirst({ where: { federationId: federation.id }, orderBy: { version: 'desc' }, select: { version: true } });
+        const version = (latest?.version ?? 0) + 1;
+        const model = await computeAggregate(federation, round, version, () => {
           if (leaseLost) throw new LeaseLostError('the aggregation lease was taken over');
         });
         const seconds = (performance.now() - started) / 1000;
         await deps.beforeCommit?.(roundId);
-        const latest = await prisma.globalModel.findFirst({ where: { federationId: federation.id }, orderBy: { version: 'desc' }, select: { version: true } });
-        const version = (latest?.version ?? 0) + 1;
-        const bytes = encodeModel({ ...model.weights, round: round.number, version });
-        const sha256 = await blobs.put(bytes);
+        const sha256 = await blobs.put(model.bytes, model.sha256);
+        const bytes = model.bytes;
         const committed = await prisma.$transaction(async (tx) => {
           const closing = await tx.round.updateMany({ where: ours, data: { state: 'closed', closedAt: now(), leaseUntil: null, metrics: { ...model.metrics, aggregationSeconds: seconds } as never } });
           if (closing.count === 0) return false; // lost the lease to another process
@@ -253,7 +256,7 @@ export function createRoundsService(deps: RoundsDependencies) {
           return true;
         }, TRANSACTION_OPTIONS);
         if (!committed) return false;
-        log(`federation ${federation.id}: round ${round.number} aggregated from ${model.metrics.updates} updates in ${seconds.toFixed(2)}s`);
+        log(`federation ${federation.id}: round ${round.number} aggregated from ${String(model.metrics.updates)} updates in ${seconds.toFixed(2)}s`);
         await pruneUpdates(federation.id, round.number).catch((err: unknown) => log(`federation ${federation.id}: pruning updates failed: ${(err as Error).message}`));
         return true;
       } catch (err) {
@@ -318,44 +321,34 @@ export function createRoundsService(deps: RoundsDependencies) {
     },
   };
 
-  /** The new global model of a round: heads summed update by update, centroids merged by the strategy. */
-  async function computeAggregate(federation: Federation, round: Round, checkLease: () => void) {
+  /** The new global model of a round, computed by the model computer from the stored bytes. */
+  async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
     const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true } });
-    const expect = { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k };
-    const previous = decodeModel(await blobs.get(base.sha256), expect, 'global model');
     const listing = canonicalOrder(
       (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, participant: { select: { enrolmentIndex: true } } } }))
         .map((u) => ({ sha256: u.sha256, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex) })),
     );
     if (listing.length === 0) throw new FussError(`round ${round.number} has no updates to aggregate`, { status: 409, type: 'no-updates' });
     const weights = clientWeights(listing.map((u) => u.samples), federation.weighted);
-    const sums = WeightedSumAccumulator.forModel(federation.channels, federation.codeDim, federation.k);
-    const centroidUpdates: ClientUpdate[] = [];
-    for (const [i, entry] of listing.entries()) {
-      checkLease();
-      const update = decodeModel(await blobs.get(entry.sha256), expect, 'update');
-      sums.add({ ...update.head, centroids: update.centroids }, weights[i]);
-      // Centroid mergers see only centroids; the head slot holds the shared previous head (no copy per update).
-      centroidUpdates.push({ clientId: entry.clientId, head: previous.head, centroids: update.centroids, samples: entry.samples, backboneSha256: federation.backboneSha256, featureKey: federation.featureKey });
-    }
-    const summed = sums.result();
-    const merged = createStrategy(federation.strategy).aggregate(centroidUpdates, {
-      k: federation.k,
-      codeDim: federation.codeDim,
-      channels: federation.channels,
-      seed: aggregationSeed(federation.seed, round.number),
-      modules: { head: false, centroids: federation.aggregateCentroids, weighted: federation.weighted },
-      previous: { head: previous.head, centroids: previous.centroids },
-      backboneSha256: federation.backboneSha256,
-      featureKey: federation.featureKey,
-    });
-    const head: HeadParams = federation.aggregateHead
-      ? (Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, summed[name]])) as unknown as HeadParams)
-      : previous.head;
-    return {
-      weights: { head, centroids: merged.centroids, channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey }, info: { strategy: federation.strategy } },
-      metrics: { updates: listing.length, samples: listing.reduce((s, u) => s + u.samples, 0), strategy: federation.strategy },
-    };
+    return computer.roundModel(
+      {
+        channels: federation.channels,
+        codeDim: federation.codeDim,
+        k: federation.k,
+        backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey },
+        strategy: federation.strategy,
+        modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
+        seed: aggregationSeed(federation.seed, round.number),
+        round: round.number,
+        version,
+        updates: listing.map((u, i) => ({ clientId: u.clientId, samples: u.samples, weight: weights[i] })),
+      },
+      await blobs.get(base.sha256),
+      async (index) => {
+        checkLease();
+        return blobs.get(listing[index].sha256);
+      },
+    );
   }
 
   return service;

@@ -13,8 +13,11 @@ import { FussError } from '@fuss/core';
 
 export interface BlobStore {
   readonly kind: 'file' | 'postgres';
-  /** Stores bytes under their sha256 (returned); durable when the promise resolves. Idempotent. */
-  put(bytes: Uint8Array): Promise<string>;
+  /**
+   * Stores bytes under their sha256 (returned); durable when the promise resolves. Idempotent.
+   * `knownSha256` skips hashing again when the caller has just computed it (the model worker).
+   */
+  put(bytes: Uint8Array, knownSha256?: string): Promise<string>;
   /** The bytes of a blob; BlobMissingError when there is none. */
   get(sha256: string): Promise<Uint8Array>;
   has(sha256: string): Promise<boolean>;

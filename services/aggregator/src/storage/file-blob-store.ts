@@ -27,8 +27,8 @@ export async function openFileBlobStore(dir: string): Promise<BlobStore> {
 
   return {
     kind: 'file',
-    async put(bytes) {
-      const sha256 = sha256Of(bytes);
+    async put(bytes, knownSha256) {
+      const sha256 = knownSha256 ?? sha256Of(bytes);
       const target = pathOf(sha256);
       try {
         const existing = await stat(target);

@@ -7,8 +7,8 @@ import { BlobMissingError, checkBlobName, sha256Of, type BlobStore } from './blo
 export function postgresBlobStore(sql: SqlExecutor): BlobStore {
   return {
     kind: 'postgres',
-    async put(bytes) {
-      const sha256 = sha256Of(bytes);
+    async put(bytes, knownSha256) {
+      const sha256 = knownSha256 ?? sha256Of(bytes);
       await sql.query('INSERT INTO "Blob" ("sha256", "size", "bytes") VALUES ($1, $2, $3) ON CONFLICT ("sha256") DO NOTHING', [sha256, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
       return sha256;
     },
