@@ -70,7 +70,7 @@ export async function segmentImage(backbone: Backbone, engine: TrainingEngine, m
     return { contentType: 'image/png', headers, body: png };
   }
   if (job.format === 'json') {
-    const full = sameSize ? ids : await mask().raw({ depth: wide ? 'ushort' : 'uchar' }).toBuffer();
+    const full = sameSize ? ids : await mask().toColourspace(wide ? 'grey16' : 'b-w').raw({ depth: wide ? 'ushort' : 'uchar' }).toBuffer();
     const values = full instanceof Int32Array ? full : wide ? new Uint16Array(full.buffer, full.byteOffset, full.byteLength / 2) : full;
     // Written by hand: JSON.stringify of a several-million-element array needs far more memory.
     const text = `{"width":${width},"height":${height},"k":${model.k},"modelVersion":${job.modelVersion},"mask":[${values.join(',')}]}`;
