@@ -126,7 +126,7 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
   const counts = g.reduceSum(oneHot, [0], false);
 
   // ---- MOON on the query cells: weight * mean softplus((c(z, zp) - c(z, zg)) / tau)
-  let lossMoon = g.constant([0]);
+  let lossMoon: string;
   if (options.moon) {
     const zg = g.input('moonGlobal', [QN, D]);
     const zp = g.input('moonPrevious', [QN, D]);
@@ -153,6 +153,8 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
     } else {
       dZ = g.add(dS, dzFull);
     }
+  } else {
+    lossMoon = g.constant([0]);
   }
 
   // ---- Head backward
