@@ -4,7 +4,7 @@
 import { buildApp } from './app.js';
 import { loadConfig, type ServerConfig } from './config.js';
 import { openDatabase } from './db/database.js';
-import { Backbone, createEngine } from '@fuss/core';
+import { Backbone, createEngine, resolveDevice, type DeviceRequest } from '@fuss/core';
 
 export interface RunningServer {
   url: string;
@@ -15,11 +15,13 @@ export async function startServer(
   overrides: Partial<ServerConfig> = {},
   env: NodeJS.ProcessEnv = process.env,
   log: (line: string) => void = () => undefined,
-  options: { backbonePath?: string } = {},
+  /** backbonePath enables POST /segment; device (default cpu) is where its backbone and head run. */
+  options: { backbonePath?: string; device?: DeviceRequest } = {},
 ): Promise<RunningServer> {
   const config = loadConfig(env, overrides);
-  const backbone = options.backbonePath ? await Backbone.open(options.backbonePath, { log }) : undefined;
-  const engine = backbone ? await createEngine('onnx', { log }) : undefined;
+  const device = options.backbonePath ? await resolveDevice(options.device ?? 'cpu', { log }) : undefined;
+  const backbone = options.backbonePath ? await Backbone.open(options.backbonePath, { device, log }) : undefined;
+  const engine = backbone ? await createEngine('onnx', { device, log }) : undefined;
   if (backbone) log(`segmentation backbone: ${backbone.descriptor.id} (sha256 ${backbone.descriptor.sha256.slice(0, 12)}...)`);
   const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
   const applied = await db.migrate();
