@@ -20,6 +20,11 @@ export interface OnnxEngineOptions {
   threads?: number;
   /** Execution provider (default cpu); unavailable providers fall back to the CPU with one log line. */
   device?: DeviceChoice;
+  /**
+   * Profile every session with onnxruntime's profiler (which node ran on which provider, how long);
+   * `dispose()` writes one `<prefix>_<date>.json` trace per session (bench/gpu reads them).
+   */
+  profileFilePrefix?: string;
   log?: (line: string) => void;
 }
 
@@ -56,6 +61,7 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
+    ...(options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix } : {}),
   };
   const stepSessions = new Map<string, Promise<Ort.InferenceSession>>();
   const codeSessions = new Map<string, Promise<Ort.InferenceSession>>();
@@ -174,6 +180,7 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
 
     async dispose() {
       const sessions = await Promise.all([...stepSessions.values(), ...codeSessions.values()]);
+      if (options.profileFilePrefix) for (const s of sessions) s.endProfiling();
       await Promise.all(sessions.map((s) => s.release()));
       stepSessions.clear();
       codeSessions.clear();
