@@ -52,7 +52,7 @@ function cudaPrecheck(supported: readonly string[]): string | undefined {
   if (!supported.includes('cuda')) return `this onnxruntime-node build (${process.platform}-${process.arch}) has no CUDA execution provider`;
   if (!cudaProviderLibrary()) {
     return 'onnxruntime CUDA provider library (libonnxruntime_providers_cuda.so) is not installed next to onnxruntime-node; '
-      + 'install it with CUDA 12 and cuDNN 9 (npm install without ONNXRUNTIME_NODE_INSTALL=skip downloads it)';
+      + 'it needs CUDA 12 and cuDNN 9 (ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install downloads it)';
   }
   return undefined;
 }
