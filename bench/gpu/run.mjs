@@ -42,6 +42,14 @@ const log = (line) => console.error(line);
 const outDir = join(here, 'out');
 mkdirSync(outDir, { recursive: true });
 
+function gpuName() {
+  try {
+    return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'], { encoding: 'utf8', timeout: 10_000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
 const statuses = await probeAllProviders();
 const wanted = dry ? ['cpu'] : values.devices.split(',').map((d) => d.trim());
 const targets = wanted.filter((d) => statuses.find((s) => s.name === d)?.available);
@@ -55,8 +63,21 @@ const timed = dry ? targets : [...targets, 'cpu'];
 const resolved = Object.fromEntries(await Promise.all(timed.map(async (d) => [d, await resolveDevice(d, { log })])));
 log(`targets: ${targets.join(', ')}${dry ? ' (dry run on the CPU)' : ''}; ${Math.round(secondsLeft())} s of budget`);
 
+const doctor = values.doctor && existsSync(values.doctor) ? JSON.parse(readFileSync(values.doctor, 'utf8')) : undefined;
 const results = { dryRun: dry, targets, providers: statuses, skipped: [] };
 const tables = [];
+let printed = 0;
+/** Prints the tables not printed yet and rewrites results.json: a crash or a timeout keeps what was done. */
+function save() {
+  for (const [title, rows] of tables.slice(printed)) {
+    if (!rows.length) continue;
+    console.log(`\n${title}`);
+    printTable(rows);
+  }
+  printed = tables.length;
+  return writeResults('gpu', { gpu: gpuName(), threads, seconds: Number(((performance.now() - started) / 1000).toFixed(1)), doctor, ...results });
+}
+
 /** Runs a part unless fewer than `needs` seconds of the budget are left. */
 async function part(name, needs, fn) {
   if (secondsLeft() < needs) {
@@ -72,6 +93,7 @@ async function part(name, needs, fn) {
     log(`${name}: failed: ${err?.stack ?? err}`);
   }
   log(`${name}: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  save();
 }
 
 // ---- parity
@@ -305,22 +327,7 @@ await part('binding', 5, async () => {
   }
 });
 
-function gpuName() {
-  try {
-    return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'], { encoding: 'utf8', timeout: 10_000 }).trim();
-  } catch {
-    return null;
-  }
-}
-
-for (const [title, rows] of tables) {
-  if (!rows.length) continue;
-  console.log(`\n${title}`);
-  printTable(rows);
-}
 if (results.skipped.length) console.log(`\nskipped: ${results.skipped.join('; ')}`);
-const doctor = values.doctor && existsSync(values.doctor) ? JSON.parse(readFileSync(values.doctor, 'utf8')) : undefined;
-const path = writeResults('gpu', { gpu: gpuName(), threads, seconds: Number(((performance.now() - started) / 1000).toFixed(1)), doctor, ...results });
-console.log(`\nwritten ${path}`);
+console.log(`\nwritten ${save()}`);
 const parityFailed = (results.parity ?? []).some((r) => !r.pass);
 process.exitCode = parityFailed ? 1 : 0;
