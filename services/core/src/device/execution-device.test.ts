@@ -12,6 +12,7 @@ import {
   probeAllProviders,
   probeProvider,
   resolveDevice,
+  toResolvedDevice,
   type DeviceName,
   type DeviceRequest,
   type ProviderStatus,
@@ -41,6 +42,14 @@ describe('resolveDevice', () => {
       expect(lines).toEqual([line]);
     });
   }
+
+  it('takes the CPU silently when no device was asked for, and an already resolved one as it is', async () => {
+    const lines: string[] = [];
+    expect((await toResolvedDevice(undefined, (l) => lines.push(l))).name).toBe('cpu');
+    const webgpu = await resolveDevice('webgpu', { probe: statuses({ webgpu: true }) });
+    expect(await toResolvedDevice(webgpu, (l) => lines.push(l))).toBe(webgpu);
+    expect(lines).toEqual([]);
+  });
 
   it('fails only when the CPU itself does not work, and rejects unknown devices', async () => {
     await expect(resolveDevice('auto', { probe: statuses({}) })).rejects.toThrow(/cannot run on the CPU: no cpu here/);

@@ -196,9 +196,11 @@ export async function resolveDevice(request: DeviceRequest = 'cpu', options: Res
 /** A device given either as a request (resolved here, logging its line) or as already resolved (silent). */
 export type DeviceChoice = DeviceRequest | ResolvedDevice;
 
+/** A choice as a ResolvedDevice: given none, the CPU, without a probe or a log line (nobody asked). */
 export async function toResolvedDevice(choice: DeviceChoice | undefined, log?: (line: string) => void): Promise<ResolvedDevice> {
-  if (choice !== undefined && typeof choice === 'object') return choice;
-  return resolveDevice(choice ?? 'cpu', { log });
+  if (choice === undefined) return resolved('cpu', 'device: cpu (default)');
+  if (typeof choice === 'object') return choice;
+  return resolveDevice(choice, { log });
 }
 
 /**
