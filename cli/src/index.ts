@@ -12,10 +12,11 @@ import { serverCommand } from './commands/server.js';
 import { joinCommand } from './commands/join.js';
 import { federationCreateCommand, participantAddCommand } from './commands/federation.js';
 import { segmentCommand } from './commands/segment.js';
+import { doctorCommand } from './commands/doctor.js';
 
 export const COMMANDS: Command[] = [
   serverCommand, federationCreateCommand, participantAddCommand, joinCommand, segmentCommand,
-  featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand,
+  featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand, doctorCommand,
 ];
 
 function topLevelHelp(): string {

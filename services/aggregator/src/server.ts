@@ -11,6 +11,7 @@ import { moveLegacyWeights } from './db/legacy-weights.js';
 import { collectGarbage } from './storage/garbage.js';
 import { SegmentPool } from './segmentation/worker-pool.js';
 import { threadModelComputer } from './aggregation/model-worker.js';
+import { resolveDevice, type DeviceRequest } from '@fuss/core';
 
 export interface RunningServer {
   url: string;
@@ -41,13 +42,17 @@ export async function startServer(
   overrides: Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<ServerLimits> } = {},
   env: NodeJS.ProcessEnv = process.env,
   log: (line: string) => void = () => undefined,
-  options: { backbonePath?: string } = {},
+  /** backbonePath enables POST /segment; device (default cpu) is where its backbone and head run. */
+  options: { backbonePath?: string; device?: DeviceRequest } = {},
 ): Promise<RunningServer> {
   const config = loadConfig(env, overrides);
   const { limits } = config;
+  // Resolved once here (one log line); the /segment workers open their sessions on it.
+  const device = options.backbonePath ? await resolveDevice(options.device ?? 'cpu', { log }) : undefined;
   const pool = options.backbonePath
     ? await SegmentPool.start({
         backbonePath: options.backbonePath,
+        device,
         workers: limits.segmentWorkers,
         queue: limits.segmentQueue,
         // One core is left to the event loop (and the database, when it is embedded).

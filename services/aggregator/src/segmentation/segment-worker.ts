@@ -13,8 +13,8 @@ const config = workerData as WorkerData;
 const port = parentPort!;
 const log = (line: string) => port.postMessage({ kind: 'log', line } satisfies WorkerReply);
 
-const backbone = await Backbone.open(config.backbonePath, { threads: config.threads, log });
-const engine = await createEngine('onnx', { threads: config.threads });
+const backbone = await Backbone.open(config.backbonePath, { threads: config.threads, device: config.device, log });
+const engine = await createEngine('onnx', { threads: config.threads, device: config.device, log });
 const models = new Map<string, SegmentationModel>();
 
 port.postMessage({ kind: 'ready', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) } } satisfies WorkerReply);

@@ -4,13 +4,15 @@
 // worker stopped and replaced, and is answered 503. The main thread only routes messages.
 
 import { Worker } from 'node:worker_threads';
-import { FussError } from '@fuss/core';
+import { FussError, type ResolvedDevice } from '@fuss/core';
 import { ServiceUnavailableError } from '../errors.js';
 import type { SegmentFormat } from './pipeline.js';
 
 export interface WorkerData {
   backbonePath: string;
   threads: number;
+  /** Execution provider of the backbone and head (resolved once by the main thread); CPU when absent. */
+  device?: ResolvedDevice;
 }
 
 export interface WorkerRequest {
@@ -49,6 +51,7 @@ export interface SegmentResult {
 
 export interface PoolOptions {
   backbonePath: string;
+  device?: ResolvedDevice;
   workers: number;
   /** Requests that may wait for a worker. */
   queue: number;
@@ -108,7 +111,7 @@ export class SegmentPool {
 
   private spawn(): Promise<Slot> {
     const entry = workerEntry();
-    const data: WorkerData = { backbonePath: this.options.backbonePath, threads: this.options.threads };
+    const data: WorkerData = { backbonePath: this.options.backbonePath, threads: this.options.threads, device: this.options.device };
     const tsEntry = entry.file.pathname.endsWith('.mjs') ? { entry: new URL('./segment-worker.ts', import.meta.url).href } : {};
     const worker = new Worker(entry.file, { ...entry.options, workerData: { ...data, ...tsEntry }, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
     const slot: Slot = { worker };
