@@ -3,11 +3,15 @@
 // message), so a bad image is a 4xx for its request and nothing else.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import sharp from 'sharp';
 import { Backbone, createEngine, decodeModel, featureConfigKey, FussError, type SegmentationModel } from '@fuss/core';
 import { segmentImage, type SegmentJob } from './pipeline.js';
 import type { WorkerData, WorkerReply, WorkerRequest } from './worker-pool.js';
 
 const MODEL_CACHE_SIZE = 4;
+
+// libvips' operation cache holds decoded images for reuse; every upload here is new, so it only holds memory.
+sharp.cache(false);
 
 const config = workerData as WorkerData;
 const port = parentPort!;
