@@ -87,6 +87,8 @@ async function runOnce(setup, spec, seed) {
     clients: setup.clients, partition: parsePartitionSpec(setup.partition), strategy: spec.strategy ?? 'fedavg', modules: spec.modules,
     regularizer: spec.regularizer ?? 'none', regularizerScope: 'nonlinear', rounds, localSteps, k: 11, seed, cacheDir,
     evalEvery: Number(values['eval-every']),
+    // The paper's tables: no robust rule (its default, clip, came later; the committed runs are without it).
+    robust: 'none',
   };
   const started = performance.now();
   const result = spec.baseline

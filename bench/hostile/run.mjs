@@ -120,7 +120,15 @@ async function runAll(bin, label) {
   const results = {};
   for (const attack of rows) {
     if (attack.afterOnly && label !== 'after') continue;
-    const watched = await underWatch(server.url, server.child.pid, () => attack.run(server.target, { patienceMs }));
+    // A server that breaks the connection (or dies) is a result too, not the end of the run.
+    const watched = await underWatch(server.url, server.child.pid, async () => {
+      const started = performance.now();
+      try {
+        return await attack.run(server.target, { patienceMs });
+      } catch (err) {
+        return { ms: Math.round(performance.now() - started), note: `client saw: ${err.cause?.code ?? err.message}` };
+      }
+    });
     const exited = server.child.exitCode !== null || await new Promise((r) => setTimeout(() => r(server.child.exitCode !== null), 200));
     results[attack.name] = { ...watched.result, healthMaxMs: Math.round(watched.health.maxMs), healthFailures: watched.health.failures, rssBeforeMiB: Math.round(watched.rssBeforeMiB), rssPeakMiB: Math.round(watched.rssPeakMiB), rssAfterMiB: Math.round(watched.rssAfterMiB), serverExited: exited };
     console.error(`${label} ${attack.name}: ${JSON.stringify(results[attack.name])}`);
@@ -130,7 +138,12 @@ async function runAll(bin, label) {
   return results;
 }
 
-const describe = (r) => !r ? '' : `${r.status ?? (r.closed ? 'closed' : 'open')} in ${r.ms} ms${r.serverExited ? ', server died' : ''}`;
+const describe = (r) => {
+  if (!r) return '';
+  const outcome = r.status ?? (r.closed ? 'closed' : r.note?.startsWith('client saw') ? r.note.replace('client saw: ', '') : undefined);
+  const what = outcome === undefined ? `still open after ${patienceMs} ms` : `${outcome} in ${r.ms} ms`;
+  return `${what}${r.serverExited ? ', server died' : ''}`;
+};
 const health = (r) => !r ? '' : `${r.healthMaxMs} ms${r.healthFailures ? ` (${r.healthFailures} failed)` : ''}`;
 const memory = (r) => !r ? '' : `${r.rssPeakMiB} MiB (+${r.rssPeakMiB - r.rssBeforeMiB})`;
 const left = (r) => !r ? '' : `${r.rssAfterMiB} MiB`;

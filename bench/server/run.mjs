@@ -37,7 +37,7 @@ const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor(
 
 function updateBytes(seed) {
   const rng = createRng(seed);
-  return Buffer.from(encodeModel({ head: initHead(SHAPE, rng), centroids: initCentroids(SHAPE.k, SHAPE.codeDim, rng), ...SHAPE, backbone: { id: 'vitb8-shaped', sha256: SHA, featureKey: 'bench' }, round: 0, version: 0 }));
+  return Buffer.from(encodeModel({ head: initHead(SHAPE, rng), centroids: initCentroids(SHAPE.k, SHAPE.codeDim, rng), ...SHAPE, backbone: { id: 'vitb8-shaped', sha256: SHA, featureKey: 'bench' }, round: 1, version: 0 }));
 }
 
 async function openBenchDatabase(kind) {

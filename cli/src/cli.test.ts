@@ -219,6 +219,34 @@ describe('fuss simulate', () => {
     expect(central.runs[0].images).toBe(6);
   });
 
+  it('attacks with the first participants and records the attack, the defence and what it refused', async () => {
+    const run = async (extra: string[]) => {
+      const r = fakeIo();
+      expect(await main(base(extra), r.io), r.stderr()).toBe(0);
+      return JSON.parse(r.stdout());
+    };
+    // Three participants, so that a coordinate-wise median has an honest majority.
+    const scaled = await run(['--clients', '3', '--partition', 'iid', '--attackers', '1', '--attack', 'scale:1e30', '--robust', 'median']);
+    expect(scaled.settings).toMatchObject({ robust: 'median', attack: { attackers: 1, kind: 'scale:1e+30' } });
+    expect(scaled.finite).toBe(true);
+    const poisoned = await run(['--attackers', '1', '--attack', 'nan']);
+    expect(poisoned.settings.robust).toBe('clip');
+    expect(poisoned.rounds[0].refused).toEqual([{ clientId: 'client-0', reason: expect.stringMatching(/NaN/) }]);
+    expect(poisoned.finite).toBe(true);
+    const liar = await run(['--attackers', '1', '--attack', 'samples:1000000000']);
+    expect(liar.rounds[0].refused[0].reason).toMatch(/1000000000 samples, above the maximum of 1000000/);
+    for (const [args, message] of [
+      [['--attack', 'nan'], /--attackers N together with --attack/],
+      [['--attackers', '3', '--attack', 'nan'], /more than --clients/],
+      [['--attackers', '1', '--attack', 'explode'], /unknown attack "explode"/],
+      [['--robust', 'mean'], /unknown robust rule "mean"/],
+    ] as const) {
+      const r = fakeIo();
+      expect(await main(base([...args]), r.io), args.join(' ')).toBe(2);
+      expect(r.stderr()).toMatch(message);
+    }
+  });
+
   it('explains impossible partitions and unknown strategies', async () => {
     const many = fakeIo();
     expect(await main(base(['--clients', '3']), many.io)).toBe(1);
@@ -310,5 +338,49 @@ describe('fuss backbone pull', () => {
     expect(await main(['backbone', 'pull', 'dino-vits16', '--models', join(dir.path, 'y'), '--hub-url', `http://127.0.0.1:${port}`], offline.io)).toBe(1);
     expect(offline.stderr()).toMatch(/cannot download .*ECONNREFUSED.*--hub-url/);
     expect(offline.stderr().trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('fuss participant list, revoke, rotate', () => {
+  it('manage a federation\'s participants over HTTP', async () => {
+    const { buildApp, openDatabase } = await import('@fuss/aggregator');
+    const db = await openDatabase({ pgliteDir: 'memory://' });
+    await db.migrate();
+    const admin = 'cli-admin-token-0123456789';
+    const app = await buildApp({ db, config: { adminToken: admin } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const server = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    try {
+      const env = { FUSS_SERVER: server, FUSS_ADMIN_TOKEN: admin };
+      const run = async (args: string[]) => {
+        const r = fakeIo(env);
+        const code = await main(args, r.io);
+        return { code, out: r.stdout(), err: r.stderr() };
+      };
+      const created = await run(['federation', 'create', '--name', 'cli', '--backbone', models.cnn, '--k', '3', '--rounds', '1', '--local-steps', '1', '--max-participants', '2', '--robust', 'krum:0', '--json']);
+      expect(created.code, created.err).toBe(0);
+      const federation = JSON.parse(created.out);
+      expect(federation.robust).toBe('krum:0');
+      const token = (await run(['participant', 'add', '--federation', federation.id, '--name', 'site-a'])).out.trim();
+      const listed = await run(['participant', 'list', '--federation', federation.id, '--json']);
+      const [participant] = JSON.parse(listed.out);
+      expect(participant).toMatchObject({ name: 'site-a', enrolmentIndex: 0, revoked: false, roundsContributed: 0 });
+      const rotated = await run(['participant', 'rotate', '--federation', federation.id, '--participant', participant.id]);
+      expect(rotated.out.trim()).toMatch(/^fuss_p_/);
+      expect(rotated.out.trim()).not.toBe(token);
+      const revoked = await run(['participant', 'revoke', '--federation', federation.id, '--participant', participant.id]);
+      expect(revoked.out).toMatch(/^revoked site-a/);
+      expect((await run(['participant', 'list', '--federation', federation.id])).out).toMatch(/site-a.*revoked/);
+      const unknown = await run(['participant', 'revoke', '--federation', federation.id, '--participant', '00000000-0000-4000-8000-000000000000']);
+      expect(unknown.code).toBe(1);
+      expect(unknown.err.trim().split('\n')).toHaveLength(1);
+      expect(unknown.err).toMatch(/no participant/);
+      const badRule = await run(['federation', 'create', '--name', 'x', '--backbone', models.cnn, '--k', '3', '--rounds', '1', '--local-steps', '1', '--max-participants', '2', '--robust', 'trimmed-mean:0.7']);
+      expect(badRule.code).toBe(2);
+      expect(badRule.err).toMatch(/beta must be in \[0, 0\.5\)/);
+    } finally {
+      await app.close();
+      await db.close();
+    }
   });
 });

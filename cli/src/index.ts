@@ -10,12 +10,12 @@ import { trainCommand } from './commands/train.js';
 import { simulateCommand } from './commands/simulate.js';
 import { serverCommand } from './commands/server.js';
 import { joinCommand } from './commands/join.js';
-import { federationCreateCommand, participantAddCommand } from './commands/federation.js';
+import { federationCreateCommand, participantAddCommand, participantListCommand, participantRevokeCommand, participantRotateCommand } from './commands/federation.js';
 import { segmentCommand } from './commands/segment.js';
 import { doctorCommand } from './commands/doctor.js';
 
 export const COMMANDS: Command[] = [
-  serverCommand, federationCreateCommand, participantAddCommand, joinCommand, segmentCommand,
+  serverCommand, federationCreateCommand, participantAddCommand, participantListCommand, participantRevokeCommand, participantRotateCommand, joinCommand, segmentCommand,
   featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand, doctorCommand,
 ];
 

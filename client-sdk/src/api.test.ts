@@ -43,7 +43,7 @@ describe('FussApi against the aggregation server', () => {
 
   function update(seed: number): Uint8Array {
     const rng = createRng(seed);
-    return encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round: 0, version: 0 });
+    return encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round: 1, version: 0 });
   }
 
   it('creates a federation and a participant as admin; the participant joins, downloads, uploads and reads the history', async () => {

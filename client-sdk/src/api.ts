@@ -13,6 +13,7 @@ import type {
   JoinAnswer,
   Participant,
   ParticipantCreated,
+  ParticipantDetails,
   RoundHistory,
   SegmentImageData,
   SegmentImageResponses,
@@ -100,6 +101,21 @@ export class FussApi {
   /** Enrol a participant (admin); the answer carries its token, shown once. Not retried once it may have reached the server. */
   async addParticipant(federationId: string, name: string, options?: CallOptions): Promise<ParticipantCreated> {
     return (await sdk.addParticipant({ ...this.generated('addParticipant', options, false), path: { federationId }, body: { name } })).data;
+  }
+
+  /** The participants of a federation with their activity (admin). */
+  async listParticipants(federationId: string, options?: CallOptions): Promise<ParticipantDetails[]> {
+    return (await sdk.listParticipants({ ...this.generated('listParticipants', options, true), path: { federationId } })).data.participants;
+  }
+
+  /** Revoke a participant (admin): its token is refused from now on. Idempotent, so safe to retry. */
+  async revokeParticipant(federationId: string, participantId: string, options?: CallOptions): Promise<ParticipantDetails> {
+    return (await sdk.revokeParticipant({ ...this.generated('revokeParticipant', options, true), path: { federationId, participantId } })).data;
+  }
+
+  /** A new token for a participant (admin), shown once; the old one is refused. Not retried once it may have reached the server. */
+  async rotateParticipantToken(federationId: string, participantId: string, options?: CallOptions): Promise<ParticipantCreated> {
+    return (await sdk.rotateParticipantToken({ ...this.generated('rotateParticipantToken', options, false), path: { federationId, participantId } })).data;
   }
 
   /** Join the current round (POST …/rounds/current/join): open with its settings, waiting, or finished. */

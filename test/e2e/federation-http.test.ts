@@ -30,9 +30,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function update(seed: number): Buffer {
+function update(seed: number, round: number): Buffer {
   const rng = createRng(seed);
-  return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny-cnn', ...backbone }, round: 0, version: 0 }));
+  return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny-cnn', ...backbone }, round, version: round - 1 }));
 }
 
 describe('a federation of three participants over HTTP', () => {
@@ -55,7 +55,7 @@ describe('a federation of three participants over HTTP', () => {
       for (const [i, token] of tokens.entries()) {
         const join = (await (await fetch(`${server.url}/v1/federations/${id}/rounds/current/join`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; round: number };
         expect(join).toMatchObject({ status: 'open', round });
-        const r = await fetch(`${server.url}/v1/federations/${id}/rounds/${round}/update?samples=${10 + i}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: update(round * 10 + i) });
+        const r = await fetch(`${server.url}/v1/federations/${id}/rounds/${round}/update?samples=${10 + i}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body: update(round * 10 + i, round) });
         expect(r.status).toBe(201);
       }
       await waitForRoundClosed(server.url, id, round);

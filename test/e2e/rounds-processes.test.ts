@@ -20,7 +20,7 @@ afterAll(async () => {
 
 function update(seed: number): Buffer {
   const rng = createRng(seed);
-  return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round: 0, version: 0 }));
+  return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(3, 4, rng), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round: 1, version: 0 }));
 }
 
 async function createFederation(url: string, maxParticipants: number) {

@@ -75,7 +75,8 @@ export async function pngBomb(width: number, height: number): Promise<Buffer> {
   return sharp({ create: { width, height, channels: 3, background: { r: 90, g: 140, b: 200 } } }).png({ compressionLevel: 9 }).toBuffer();
 }
 
-export function modelBytes(target: Pick<Target, 'backbone'>, seed: number, shape = { channels: target.backbone.channels, codeDim: 4, k: 3 }): Buffer {
+/** An update of a federation of `shape` for `round` (trained from version round - 1, as its metadata says). */
+export function modelBytes(target: Pick<Target, 'backbone'>, seed: number, shape = { channels: target.backbone.channels, codeDim: 4, k: 3 }, round = 1): Buffer {
   const rng = createRng(seed);
   return Buffer.from(encodeModel({
     head: initHead({ channels: shape.channels, codeDim: shape.codeDim }, rng),
@@ -84,8 +85,8 @@ export function modelBytes(target: Pick<Target, 'backbone'>, seed: number, shape
     codeDim: shape.codeDim,
     k: shape.k,
     backbone: { id: target.backbone.id, sha256: target.backbone.sha256, featureKey: target.backbone.featureKey },
-    round: 1,
-    version: 0,
+    round,
+    version: round - 1,
   }));
 }
 

@@ -105,7 +105,7 @@ describe.each(databases)('participants and /segment clients at once on %s', (lab
     const shape = { channels: 768, codeDim: 70, k: 11 };
     const training = await create({ name: 'load', backbone: { ...backbone, channels: shape.channels }, codeDim: shape.codeDim, k: shape.k, rounds: ROUNDS, localSteps: 1, maxParticipants: PARTICIPANTS, strategy: 'fedcc-kmeans' });
     const segmenting = await create({ name: 'seg', backbone, codeDim: 4, k: 3, rounds: 1, localSteps: 1, maxParticipants: 1 });
-    const bodies = Array.from({ length: PARTICIPANTS }, (_, i) => modelBytes({ backbone }, 100 + i, shape));
+    const bodies = Array.from({ length: ROUNDS }, (_, r) => Array.from({ length: PARTICIPANTS }, (_, i) => modelBytes({ backbone }, 100 + i, shape, r + 1)));
     const image = await sharp({ create: { width: 480, height: 360, channels: 3, background: { r: 30, g: 120, b: 60 } } }).composite([{ input: Buffer.from('<svg width="480" height="360"><circle cx="200" cy="150" r="90" fill="white"/></svg>') }]).jpeg().toBuffer();
     const statuses = new Map<number, number>();
     let segmentRetryAfterMissing = 0;
@@ -132,7 +132,7 @@ describe.each(databases)('participants and /segment clients at once on %s', (lab
           }
           const model = await fetch(`${server.url}/v1/federations/${training.id}/models/latest`, { headers });
           await model.arrayBuffer();
-          const upload = await fetch(`${server.url}/v1/federations/${training.id}/rounds/${round}/update?samples=${10 + i}`, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bodies[i] });
+          const upload = await fetch(`${server.url}/v1/federations/${training.id}/rounds/${round}/update?samples=${10 + i}`, { method: 'PUT', headers: { ...headers, 'content-type': 'application/octet-stream' }, body: bodies[round - 1][i] });
           expect(upload.status, await upload.text()).toBe(201);
         }
       });
@@ -156,7 +156,7 @@ describe.each(databases)('participants and /segment clients at once on %s', (lab
 
     // Updates of rounds older than FUSS_KEEP_UPDATE_ROUNDS = 1 lost their bytes: the store holds the
     // models and the last round's updates only.
-    const model = bodies[0].length;
+    const model = bodies[0][0].length;
     const stored = schema ? await schema.blobBytes() : await folderBytes(join(dir, 'blobs'));
     expect(stored, `blob store ${stored} bytes`).toBeLessThan((ROUNDS + 1 + PARTICIPANTS + 2) * model * 1.05);
     // The embedded database holds no weights at all.

@@ -15,6 +15,8 @@ export const federationCreateCommand: Command = {
     { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (classes)', required: true, min: 1 },
     { name: 'code-dim', type: 'integer', arg: 'D', description: 'Code dimension of the head', default: 70, min: 1 },
     { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedcc-kmeans' },
+    { name: 'robust', type: 'string', arg: 'RULE', description: 'Robust aggregation: clip[:c] (deltas clipped to c times the median norm, c = 2), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)', default: 'clip' },
+    { name: 'max-samples', type: 'integer', arg: 'N', description: 'Largest sample count a participant may report', default: 1_000_000, min: 1 },
     { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregated modules: W (size weighting), E (head), C (centroids)', default: 'W,E,C' },
     { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
     { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', required: true, min: 1 },
@@ -32,6 +34,12 @@ export const federationCreateCommand: Command = {
     const core = await import('@fuss/core');
     const strategy = values.strategy as string;
     if (!core.STRATEGY_NAMES.includes(strategy)) throw new UsageError(`unknown strategy "${strategy}"; choose one of ${core.STRATEGY_NAMES.join(', ')}`);
+    let robust: string;
+    try {
+      robust = core.formatRobustRule(core.parseRobustRule(values.robust as string));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const backbone = await core.Backbone.open(values.backbone as string);
     let identity;
     try {
@@ -47,6 +55,8 @@ export const federationCreateCommand: Command = {
         codeDim: values['code-dim'] as number,
         k: values.k as number,
         strategy: strategy as never,
+        robust,
+        maxSamples: values['max-samples'] as number,
         modules: parseModules(values.modules as string),
         regularizer: values.regularizer as 'none' | 'fedprox' | 'moon',
         rounds: values.rounds as number,
@@ -82,6 +92,67 @@ export const participantAddCommand: Command = {
     const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
     try {
       const participant = await api.addParticipant(values.federation as string, values.name as string);
+      io.stdout(values.json ? `${JSON.stringify(participant)}\n` : `${participant.token}\n`);
+      return 0;
+    } finally {
+      await api.close();
+    }
+  },
+};
+
+const PARTICIPANT_OPTIONS = [SERVER_OPTION, ADMIN_TOKEN_OPTION, { name: 'federation', type: 'string', arg: 'ID', description: 'Federation id', required: true }] as const;
+
+export const participantListCommand: Command = {
+  name: 'participant list',
+  summary: 'List the participants of a federation (admin): enrolment, last seen, rounds contributed, revoked.',
+  usage: 'fuss participant list --server URL --federation ID [--json]',
+  options: [...PARTICIPANT_OPTIONS, ...RETRY_OPTIONS, { name: 'json', type: 'boolean', description: 'Print the participants as JSON' }],
+  examples: ['fuss participant list --server http://127.0.0.1:8080 --federation 6f1c...'],
+  async run(values, _positionals, io) {
+    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
+    try {
+      const participants = await api.listParticipants(values.federation as string);
+      if (values.json) {
+        io.stdout(`${JSON.stringify(participants)}\n`);
+      } else {
+        io.stdout(`${['index', 'name', 'id', 'rounds', 'last seen', 'state'].join('\t')}\n`);
+        for (const p of participants) io.stdout(`${[p.enrolmentIndex, p.name, p.id, p.roundsContributed, p.lastSeenAt ?? 'never', p.revoked ? `revoked ${p.revokedAt}` : 'active'].join('\t')}\n`);
+      }
+      return 0;
+    } finally {
+      await api.close();
+    }
+  },
+};
+
+export const participantRevokeCommand: Command = {
+  name: 'participant revoke',
+  summary: "Revoke a participant (admin): its token is refused at once; its accepted updates stay counted.",
+  usage: 'fuss participant revoke --server URL --federation ID --participant ID',
+  options: [...PARTICIPANT_OPTIONS, { name: 'participant', type: 'string', arg: 'ID', description: 'Participant id (from participant list)', required: true }, ...RETRY_OPTIONS],
+  examples: ['fuss participant revoke --server http://127.0.0.1:8080 --federation 6f1c... --participant 0b2e...'],
+  async run(values, _positionals, io) {
+    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
+    try {
+      const participant = await api.revokeParticipant(values.federation as string, values.participant as string);
+      io.stdout(`revoked ${participant.name} (${participant.id}) at ${participant.revokedAt}\n`);
+      return 0;
+    } finally {
+      await api.close();
+    }
+  },
+};
+
+export const participantRotateCommand: Command = {
+  name: 'participant rotate',
+  summary: "Give a participant a new token (admin); prints it once; the old token is refused.",
+  usage: 'fuss participant rotate --server URL --federation ID --participant ID [--json]',
+  options: [...PARTICIPANT_OPTIONS, { name: 'participant', type: 'string', arg: 'ID', description: 'Participant id (from participant list)', required: true }, ...RETRY_OPTIONS, { name: 'json', type: 'boolean', description: 'Print the participant (with its new token) as JSON' }],
+  examples: ['fuss participant rotate --server http://127.0.0.1:8080 --federation 6f1c... --participant 0b2e...'],
+  async run(values, _positionals, io) {
+    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
+    try {
+      const participant = await api.rotateParticipantToken(values.federation as string, values.participant as string);
       io.stdout(values.json ? `${JSON.stringify(participant)}\n` : `${participant.token}\n`);
       return 0;
     } finally {

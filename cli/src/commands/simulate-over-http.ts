@@ -24,6 +24,9 @@ export interface OverHttpSettings {
   clients: number;
   partition: PartitionSpec;
   strategy: string;
+  /** Robust aggregation rule of the federation. */
+  robust?: string;
+  maxSamples?: number;
   modules: { weighted: boolean; head: boolean; centroids: boolean };
   regularizer: 'none' | 'fedprox' | 'moon';
   regularizerScope: 'nonlinear' | 'head';
@@ -139,6 +142,8 @@ export async function simulateOverHttp(
       codeDim: core.TRAINING_DEFAULTS.codeDim,
       k: settings.k,
       strategy: settings.strategy as never,
+      robust: settings.robust,
+      maxSamples: settings.maxSamples,
       modules: settings.modules,
       regularizer: settings.regularizer,
       regularizerScope: settings.regularizerScope,

@@ -9,7 +9,8 @@ export const simulateCommand: Command = {
   summary: 'Simulate a federation: partition the data, train participants, aggregate, evaluate per round (in one process, or over HTTP).',
   usage:
     'fuss simulate --data DIR --backbone ONNX --clients N --partition domain|dirichlet:ALPHA|iid --strategy NAME\n' +
-    '      [--modules W,E,C] [--regularizer none|fedprox|moon] --rounds R --local-steps S [--eval DIR] [--seed S] [--json] [--out DIR]\n' +
+    '      [--modules W,E,C] [--regularizer none|fedprox|moon] [--robust RULE] [--attackers N --attack KIND]\n' +
+    '      --rounds R --local-steps S [--eval DIR] [--seed S] [--json] [--out DIR]\n' +
     '  fuss simulate ... --baseline local|centralized',
   options: [
     { name: 'data', type: 'string', arg: 'DIR', description: 'Training dataset shared out among the simulated participants', required: true },
@@ -18,6 +19,10 @@ export const simulateCommand: Command = {
     { name: 'partition', type: 'string', arg: 'SPEC', description: 'domain (by dataset.json domainPattern), dirichlet:ALPHA (by dominant class) or iid', default: 'domain' },
     { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedavg' },
     { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregation modules: W (size weighting), E (head), C (centroids); e.g. "C" keeps each head', default: 'W,E,C' },
+    { name: 'robust', type: 'string', arg: 'RULE', description: 'Robust aggregation: clip[:c] (deltas clipped to c times the median norm, c = 2), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)', default: 'clip' },
+    { name: 'max-samples', type: 'integer', arg: 'N', description: 'Largest sample count an update may claim (larger ones are refused, as by the server)', default: 1_000_000, min: 1 },
+    { name: 'attackers', type: 'integer', arg: 'N', description: 'The first N participants send a poisoned update (with --attack)', default: 0, min: 0 },
+    { name: 'attack', type: 'string', arg: 'KIND', description: 'scale:S (delta times S), signflip, noise:SIGMA (Gaussian replacement), samples:N (lies about its size), nan' },
     { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
     { name: 'regularizer-scope', type: 'string', arg: 'SCOPE', description: 'Parameters the regularizer acts on', default: 'nonlinear', choices: ['nonlinear', 'head'] },
     { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', default: 10, min: 1 },
@@ -36,6 +41,7 @@ export const simulateCommand: Command = {
   examples: [
     'fuss simulate --data ../shared/data/camvid/train --eval ../shared/data/camvid/val \\\n    --backbone ../shared/models/mobilenetv2-int8-features.onnx --clients 3 --partition domain \\\n    --strategy fedcc-kmeans --rounds 10 --local-steps 100 --out runs/fedcc',
     'fuss simulate ... --clients 6 --partition dirichlet:0.5 --baseline local',
+    'fuss simulate ... --clients 6 --partition dirichlet:0.5 --attackers 1 --attack scale:1e30 --robust trimmed-mean',
     'fuss simulate ... --clients 3 --strategy fedcc-kmeans --rounds 10 --local-steps 100 --over-http --out runs/fedcc-http',
   ],
   async run(values, _positionals, io) {
@@ -45,6 +51,25 @@ export const simulateCommand: Command = {
     const modules = parseModules(values.modules as string);
     if (!core.STRATEGY_NAMES.includes(values.strategy as string)) {
       throw new UsageError(`unknown strategy "${values.strategy}"; choose one of ${core.STRATEGY_NAMES.join(', ')}`);
+    }
+    let robust: string;
+    try {
+      robust = core.formatRobustRule(core.parseRobustRule(values.robust as string));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const attackers = values.attackers as number;
+    if ((attackers > 0) !== (values.attack !== undefined)) throw new UsageError('give --attackers N together with --attack KIND');
+    let attack: import('@fuss/core').Attack | undefined;
+    if (values.attack !== undefined) {
+      try {
+        attack = core.parseAttack(values.attack as string);
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      if (attackers > (values.clients as number)) throw new UsageError(`--attackers ${attackers} is more than --clients ${values.clients}`);
+      if (values['over-http']) throw new UsageError('--attack runs in process only (participants over HTTP are honest)');
+      if (values.baseline) throw new UsageError('--attack needs a federation; it does not combine with --baseline');
     }
     const train = await core.openDataset(values.data as string);
     const evaluation = values.eval ? await core.openDataset(values.eval as string) : undefined;
@@ -71,9 +96,12 @@ export const simulateCommand: Command = {
       seed: values.seed as number,
       cacheDir: cacheDirOf(values),
       evalEvery: values['eval-every'] as number,
+      robust,
+      maxSamples: values['max-samples'] as number,
+      ...(attack ? { attack: { attackers, attack } } : {}),
     };
     const started = performance.now();
-    const settings = { ...options, partition: values.partition, backbone: backbone.descriptor.id, engine: engine.name };
+    const settings = { ...options, partition: values.partition, backbone: backbone.descriptor.id, engine: engine.name, ...(attack ? { attack: { attackers, kind: core.formatAttack(attack) } } : {}) };
     try {
       if (values.baseline) {
         const result = await core.runBaseline(values.baseline as 'local' | 'centralized', train, evaluation, backbone, engine, options, log);
@@ -122,13 +150,18 @@ export const simulateCommand: Command = {
       const result = await core.simulateFederation(train, evaluation, backbone, engine, options, {
         log,
         onRound: async (record) => {
-          const line = { round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds, aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds };
+          const line = {
+            round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds, aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds,
+            ...(record.refused ? { refused: record.refused } : {}), ...(record.robust ? { robust: record.robust } : {}),
+          };
           rounds.push(line);
           log(`round ${record.round}/${options.rounds}: ${record.metrics ? `mIoU ${record.metrics.mIoU.toFixed(2)}, ` : ''}loss ${record.meanLoss.toFixed(4)}, entropy ${record.meanEntropy.toFixed(2)}, train ${record.trainSeconds.toFixed(1)}s`);
           if (out) await appendFile(join(out, 'rounds.jsonl'), `${JSON.stringify(line)}\n`);
         },
       });
-      const summary = { settings, partition: result.partition, final: pick(result.final), rounds, wallSeconds: seconds(started) };
+      // A poisoned federation can end with an unusable model: say whether every value stayed finite.
+      const finite = [...Object.values(result.global.head), result.global.centroids].every((values) => values.every(Number.isFinite));
+      const summary = { settings, partition: result.partition, final: pick(result.final), finite, rounds, wallSeconds: seconds(started) };
       if (out) {
         await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
         await writeGlobal(result.global);

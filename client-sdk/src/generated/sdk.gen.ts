@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
+import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListParticipantsData, ListParticipantsErrors, ListParticipantsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, RevokeParticipantData, RevokeParticipantErrors, RevokeParticipantResponses, RotateParticipantTokenData, RotateParticipantTokenErrors, RotateParticipantTokenResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -65,6 +65,15 @@ export const getFederation = <ThrowOnError extends boolean = false>(options: Opt
 });
 
 /**
+ * The participants of a federation: enrolment, last seen, rounds contributed, revoked (admin)
+ */
+export const listParticipants = <ThrowOnError extends boolean = false>(options: Options<ListParticipantsData, ThrowOnError>) => (options.client ?? client).get<ListParticipantsResponses, ListParticipantsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/participants',
+    ...options
+});
+
+/**
  * Enrol a participant (admin); returns its token once
  */
 export const addParticipant = <ThrowOnError extends boolean = false>(options: Options<AddParticipantData, ThrowOnError>) => (options.client ?? client).post<AddParticipantResponses, AddParticipantErrors, ThrowOnError>({
@@ -75,6 +84,24 @@ export const addParticipant = <ThrowOnError extends boolean = false>(options: Op
         'Content-Type': 'application/json',
         ...options.headers
     }
+});
+
+/**
+ * Revoke a participant (admin): its token is refused at once; its accepted updates stay counted
+ */
+export const revokeParticipant = <ThrowOnError extends boolean = false>(options: Options<RevokeParticipantData, ThrowOnError>) => (options.client ?? client).delete<RevokeParticipantResponses, RevokeParticipantErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/participants/{participantId}',
+    ...options
+});
+
+/**
+ * Rotate a participant's token (admin): returns the new token once; the old one is refused
+ */
+export const rotateParticipantToken = <ThrowOnError extends boolean = false>(options: Options<RotateParticipantTokenData, ThrowOnError>) => (options.client ?? client).post<RotateParticipantTokenResponses, RotateParticipantTokenErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/participants/{participantId}/token',
+    ...options
 });
 
 /**

@@ -50,6 +50,14 @@ export type FederationCreate = {
      */
     k: number;
     strategy?: 'fedavg' | 'fedcc-kmeans' | 'fedcc-maximin' | 'fedcc-kmeans-cosine' | 'fedcc-maximin-cosine' | 'aligned-fedavg';
+    /**
+     * Robust aggregation: clip[:c] (default: deltas clipped to c = 2 times the median norm), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)
+     */
+    robust?: string;
+    /**
+     * Largest sample count a participant may report
+     */
+    maxSamples?: number;
     modules?: {
         /**
          * W: weight by sample count
@@ -87,6 +95,8 @@ export type Federation = {
     codeDim: number;
     k: number;
     strategy: string;
+    robust: string;
+    maxSamples: number;
     modules: {
         weighted: boolean;
         head: boolean;
@@ -139,6 +149,28 @@ export type Participant = {
      * Enrolment order within the federation, 0-based; local seeds derive from it
      */
     enrolmentIndex: number;
+};
+
+export type ParticipantDetails = {
+    id: string;
+    federationId: string;
+    name: string;
+    enrolmentIndex: number;
+    createdAt: string;
+    /**
+     * Last authenticated request (to the minute)
+     */
+    lastSeenAt: string | null;
+    /**
+     * Updates accepted from this participant
+     */
+    roundsContributed: number;
+    revoked: boolean;
+    revokedAt: string | null;
+};
+
+export type ParticipantList = {
+    participants: Array<ParticipantDetails>;
 };
 
 export type JoinAnswer = {
@@ -514,6 +546,57 @@ export type GetFederationResponses = {
 
 export type GetFederationResponse = GetFederationResponses[keyof GetFederationResponses];
 
+export type ListParticipantsData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/participants';
+};
+
+export type ListParticipantsErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type ListParticipantsError = ListParticipantsErrors[keyof ListParticipantsErrors];
+
+export type ListParticipantsResponses = {
+    /**
+     * Default Response
+     */
+    200: ParticipantList;
+};
+
+export type ListParticipantsResponse = ListParticipantsResponses[keyof ListParticipantsResponses];
+
 export type AddParticipantData = {
     body: ParticipantCreate;
     path: {
@@ -564,6 +647,110 @@ export type AddParticipantResponses = {
 };
 
 export type AddParticipantResponse = AddParticipantResponses[keyof AddParticipantResponses];
+
+export type RevokeParticipantData = {
+    body?: never;
+    path: {
+        federationId: string;
+        participantId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/participants/{participantId}';
+};
+
+export type RevokeParticipantErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type RevokeParticipantError = RevokeParticipantErrors[keyof RevokeParticipantErrors];
+
+export type RevokeParticipantResponses = {
+    /**
+     * Default Response
+     */
+    200: ParticipantDetails;
+};
+
+export type RevokeParticipantResponse = RevokeParticipantResponses[keyof RevokeParticipantResponses];
+
+export type RotateParticipantTokenData = {
+    body?: never;
+    path: {
+        federationId: string;
+        participantId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/participants/{participantId}/token';
+};
+
+export type RotateParticipantTokenErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type RotateParticipantTokenError = RotateParticipantTokenErrors[keyof RotateParticipantTokenErrors];
+
+export type RotateParticipantTokenResponses = {
+    /**
+     * Default Response
+     */
+    201: ParticipantCreated;
+};
+
+export type RotateParticipantTokenResponse = RotateParticipantTokenResponses[keyof RotateParticipantTokenResponses];
 
 export type GetParticipantSelfData = {
     body?: never;

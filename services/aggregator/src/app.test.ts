@@ -199,3 +199,48 @@ describe('access, limits and configuration', () => {
     for (const variable of ['DATABASE_URL', 'FUSS_DB_DIR', 'FUSS_BLOB_STORE', 'FUSS_BLOB_DIR', 'FUSS_ADMIN_TOKEN', 'FUSS_METRICS_TOKEN']) expect(readme).toContain(`\`${variable}\``);
   });
 });
+
+describe('participant management', () => {
+  it('lists participants with their activity, revokes and rotates tokens; a dead token is refused on every route', async () => {
+    const federation = await createFederation({ ...federationBody, name: 'managed' });
+    const enrol = async (name: string) => (await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants`, headers: admin, payload: { name } })).json();
+    const [a, b] = [await enrol('site-a'), await enrol('site-b')];
+    const as = (token: string) => ({ authorization: `Bearer ${token}` });
+    expect((await app.inject({ method: 'GET', url: '/v1/participants/me', headers: as(a.token) })).statusCode).toBe(200);
+    const listed = (await app.inject({ method: 'GET', url: `/v1/federations/${federation.id}/participants`, headers: admin })).json().participants;
+    expect(listed.map((p: { name: string; enrolmentIndex: number; revoked: boolean; roundsContributed: number }) => [p.name, p.enrolmentIndex, p.revoked, p.roundsContributed])).toEqual([['site-a', 0, false, 0], ['site-b', 1, false, 0]]);
+    expect(listed[0].lastSeenAt).not.toBeNull();
+    expect(listed[1].lastSeenAt).toBeNull();
+    // Participants cannot manage each other.
+    expect((await app.inject({ method: 'GET', url: `/v1/federations/${federation.id}/participants`, headers: as(b.token) })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'DELETE', url: `/v1/federations/${federation.id}/participants/${a.id}`, headers: as(b.token) })).statusCode).toBe(403);
+
+    const revoked = await app.inject({ method: 'DELETE', url: `/v1/federations/${federation.id}/participants/${a.id}`, headers: admin });
+    expect(revoked.json()).toMatchObject({ name: 'site-a', revoked: true });
+    expect((await app.inject({ method: 'DELETE', url: `/v1/federations/${federation.id}/participants/${a.id}`, headers: admin })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants/${a.id}/token`, headers: admin })).statusCode).toBe(409);
+    const rotated = (await app.inject({ method: 'POST', url: `/v1/federations/${federation.id}/participants/${b.id}/token`, headers: admin })).json();
+    expect(rotated.token).toMatch(/^fuss_p_/);
+    expect(rotated.token).not.toBe(b.token);
+    expect((await app.inject({ method: 'GET', url: '/v1/participants/me', headers: as(rotated.token) })).json()).toMatchObject({ name: 'site-b' });
+    const other = await createFederation({ ...federationBody, name: 'unrelated' });
+    expect((await app.inject({ method: 'DELETE', url: `/v1/federations/${other.id}/participants/${b.id}`, headers: admin })).statusCode).toBe(404);
+
+    // Every operation of the API, with the revoked token and with the rotated-away one: 401 or 403, never an answer.
+    const paths = (app.swagger() as { paths: Record<string, Record<string, { security?: unknown[] }>> }).paths;
+    const ids: Record<string, string> = { federationId: federation.id, participantId: b.id, number: '1', version: 'latest' };
+    let checked = 0;
+    for (const [template, operations] of Object.entries(paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        if (!operation.security) continue;
+        const url = template.replace(/\{(\w+)\}/g, (_, name: string) => ids[name]) + (template === '/segment' ? `?federation=${federation.id}` : '');
+        for (const token of [a.token, b.token]) {
+          const response = await app.inject({ method: method.toUpperCase() as 'GET', url, headers: { ...as(token), 'content-type': 'application/octet-stream' }, payload: Buffer.alloc(16) });
+          expect([401, 403], `${method} ${template}`).toContain(response.statusCode);
+        }
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(12);
+  });
+});

@@ -9,7 +9,7 @@ import { limitsWith, type ServerConfig, type ServerLimits } from './config.js';
 import { problemDetails } from './plugins/problem-details.js';
 import { authPlugin } from './plugins/auth.js';
 import { Problem, STANDARD_ERRORS } from './schemas/common.js';
-import { Federation, FederationCreate, FederationList, Participant, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
+import { Federation, FederationCreate, FederationList, Participant, ParticipantCreate, ParticipantCreated, ParticipantDetails, ParticipantList } from './schemas/federations.js';
 import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsPlugin } from './plugins/metrics.js';
@@ -63,7 +63,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;

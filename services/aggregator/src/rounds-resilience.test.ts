@@ -42,7 +42,8 @@ for (const [label, fresh] of [['PGlite', freshPglite], ['Postgres', freshPostgre
       await test.dispose();
     });
 
-    const update = (seed: number) => Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, createRng(seed)), centroids: initCentroids(3, 4, createRng(seed + 1)), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round: 0, version: 0 }));
+    // Rounds here start from version round - 1 (every earlier round closed).
+    const update = (seed: number, round: number) => Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, createRng(seed)), centroids: initCentroids(3, 4, createRng(seed + 1)), channels: 8, codeDim: 4, k: 3, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1' }, round, version: round - 1 }));
 
     async function federation(rounds = 1) {
       const created = await app.inject({ method: 'POST', url: '/v1/federations', headers: admin, payload: { name: `f-${Math.random()}`, backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, codeDim: 4, k: 3, rounds, localSteps: 1, maxParticipants: 2, strategy: 'fedavg' } });
@@ -52,7 +53,7 @@ for (const [label, fresh] of [['PGlite', freshPglite], ['Postgres', freshPostgre
       return { id, tokens };
     }
     const put = (id: string, token: string, round: number, seed: number) =>
-      app.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=4`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, payload: update(seed) });
+      app.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=4`, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, payload: update(seed, round) });
     const roundOf = (id: string, number: number) => test.db.prisma.round.findFirstOrThrow({ where: { federationId: id, number } });
 
     async function sweepLater(ms: number) {

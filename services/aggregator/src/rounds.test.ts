@@ -34,10 +34,11 @@ for (const [label, fresh] of databases) {
       await test.dispose();
     });
 
-    function update(seed: number, options: { sha?: string; k?: number } = {}): Buffer {
+    /** An update for `round` (default 1), trained from model version round - 1 as its metadata says. */
+    function update(seed: number, options: { sha?: string; k?: number; round?: number } = {}): Buffer {
       const rng = createRng(seed);
       const k = options.k ?? 3;
-      return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(k, 4, rng), channels: 8, codeDim: 4, k, backbone: { id: 'tiny', sha256: options.sha ?? SHA, featureKey: 'key1' }, round: 0, version: 0 }));
+      return Buffer.from(encodeModel({ head: initHead({ channels: 8, codeDim: 4 }, rng), centroids: initCentroids(k, 4, rng), channels: 8, codeDim: 4, k, backbone: { id: 'tiny', sha256: options.sha ?? SHA, featureKey: 'key1' }, round: options.round ?? 1, version: (options.round ?? 1) - 1 }));
     }
 
     async function setup(overrides: object = {}) {
@@ -59,6 +60,15 @@ for (const [label, fresh] of databases) {
     const put = (id: string, round: number, headers: object, body: Buffer, samples = 10) =>
       app.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=${samples}&metrics=${encodeURIComponent('{"loss":0.5}')}`, headers: { ...headers, 'content-type': 'application/octet-stream' }, payload: body });
 
+    /** The same file with the centroids' dtype declared I32 (same size: the float bytes read as integers). */
+    function asI32Centroids(bytes: Buffer): Buffer {
+      const length = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.subarray(8, 8 + length).toString('utf8'));
+      header.centroids.dtype = 'I32';
+      const text = Buffer.from(JSON.stringify(header).padEnd(length, ' '));
+      return Buffer.concat([bytes.subarray(0, 8), text, bytes.subarray(8 + length)]);
+    }
+
     async function snapshot() {
       return {
         updates: await test.db.prisma.update.count(),
@@ -69,7 +79,8 @@ for (const [label, fresh] of databases) {
 
     describe('a federation of two participants over two rounds', () => {
       it('joins, uploads, aggregates when full, opens the next round, and finishes', async () => {
-        const f = await setup();
+        // The paper's plain FedAvg (no robust rule), so the mean can be checked exactly.
+        const f = await setup({ robust: 'none' });
         const join = (await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json();
         expect(join).toMatchObject({ status: 'open', round: 1, modelVersion: 0, alreadySubmitted: false, training: { localSteps: 5, k: 3, codeDim: 4, strategy: 'fedavg' } });
         expect((await put(f.id, 1, f.as(0), update(1))).json()).toEqual({ accepted: true, duplicate: false, round: 1, count: 1 });
@@ -99,8 +110,8 @@ for (const [label, fresh] of databases) {
         const late = await put(f.id, 1, f.as(2), update(3));
         expect(late.statusCode).toBe(409);
         expect(late.json().detail).toMatch(/round 1 is closed/);
-        await put(f.id, 2, f.as(0), update(4));
-        await put(f.id, 2, f.as(1), update(5));
+        await put(f.id, 2, f.as(0), update(4, { round: 2 }));
+        await put(f.id, 2, f.as(1), update(5, { round: 2 }));
         await app.rounds.idle();
         expect((await app.inject({ method: 'POST', url: `/v1/federations/${f.id}/rounds/current/join`, headers: f.as(0) })).json()).toEqual({ status: 'finished' });
         expect((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}`, headers: admin })).json()).toMatchObject({ status: 'finished', latestModelVersion: 2 });
@@ -115,6 +126,37 @@ for (const [label, fresh] of databases) {
         expect(results.filter(Boolean)).toHaveLength(1);
         expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(2);
         expect(await test.db.prisma.round.count({ where: { federationId: f.id } })).toBe(2);
+      });
+    });
+
+    describe('trust between participants', () => {
+      it('clips by default an update that moved far from the global model, and the round metrics say whose', async () => {
+        const f = await setup({ maxParticipants: 3 });
+        expect((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}`, headers: admin })).json()).toMatchObject({ robust: 'clip', maxSamples: 1_000_000 });
+        const global = decodeModel((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/models/0`, headers: admin })).rawPayload);
+        // The third participant sends the global model plus 1000 times its honest delta.
+        const honest = decodeModel(update(63));
+        const scale = (values: Float32Array, base: Float32Array) => values.map((v, i) => base[i] + 1000 * (v - base[i]));
+        const attack = Buffer.from(encodeModel({
+          ...honest,
+          head: Object.fromEntries(Object.entries(honest.head).map(([name, values]) => [name, scale(values, global.head[name as keyof typeof global.head])])) as unknown as typeof honest.head,
+          centroids: scale(honest.centroids, global.centroids),
+        }));
+        await put(f.id, 1, f.as(0), update(61));
+        await put(f.id, 1, f.as(1), update(62));
+        await put(f.id, 1, f.as(2), attack);
+        await app.rounds.idle();
+        const [round] = (await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/rounds`, headers: admin })).json().rounds;
+        const robust = round.metrics.aggregation.robust;
+        expect(robust.rule).toBe('clip');
+        expect(robust.clipped).toEqual(['client-2']);
+        expect(round.metrics.participants['client-2']).toBe('site-c');
+        expect(robust.headClipFactors[2]).toBeLessThan(0.01);
+        // The new model stays within the clip bound of the old one: far from the attacker's.
+        const next = decodeModel((await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/models/1`, headers: admin })).rawPayload);
+        let moved = 0;
+        for (const name of Object.keys(next.head) as (keyof typeof next.head)[]) next.head[name].forEach((v, i) => (moved += (v - global.head[name][i]) ** 2));
+        expect(Math.sqrt(moved)).toBeLessThanOrEqual(robust.headClipThreshold * 1.0001);
       });
     });
 
@@ -220,6 +262,10 @@ for (const [label, fresh] of databases) {
           ['JSON body', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { ...f.as(0), 'content-type': 'application/json' }, payload: { a: 1 } }), 415, /octet-stream/],
           ['oversized body', () => put(f.id, 1, f.as(0), Buffer.alloc(5 * 1024 * 1024)), 413, /5242880 bytes; this federation's models take at most/],
           ['unknown round', () => put(f.id, 9, f.as(0), good), 404, /no round 9/],
+          // Accepted before the trust layer (issue #11): integers as centroids, a claimed billion images, a replay into another round.
+          ['I32 centroids', () => put(f.id, 1, f.as(0), asI32Centroids(good)), 400, /tensor "centroids" has dtype "I32"; accepted here: F32/],
+          ['too many samples', () => put(f.id, 1, f.as(0), good, 1_000_000_000), 400, /samples=1000000000 exceeds this federation's maximum of 1000000/],
+          ['another round', () => put(f.id, 1, f.as(0), update(35, { round: 2 })), 409, /names round 2 and model version 1, but round 1 starts from version 0/],
         ];
         const before = await snapshot();
         for (const [label, send, status, detail] of cases) {

@@ -39,6 +39,7 @@ export * from './training/head-codes.js';
 export * from './training/shift-calibration.js';
 export * from './strategies/index.js';
 export * from './simulation/simulate.js';
+export * from './simulation/attacks.js';
 export * from './simulation/participant.js';
 export * from './simulation/seeds.js';
 export * from './simulation/baselines.js';

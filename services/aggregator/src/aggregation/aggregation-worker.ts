@@ -29,7 +29,7 @@ port.on('message', (message: ToWorker) => {
     else waiter?.reject(new Error(message.error ?? 'no bytes'));
     return;
   }
-  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown> }>;
+  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number }>;
   if (message.kind === 'round') work = computeRoundModel(message.spec, message.previous, (index) => load(message.id, index));
   else if (message.kind === 'initial') work = Promise.resolve(computeInitialModel(message.shape, message.seed));
   // The checked bytes go back to the main thread, which stores them (no copy: they were transferred).
@@ -38,7 +38,7 @@ port.on('message', (message: ToWorker) => {
     (model) => {
       // Transferable: a buffer of its own (a copy only when the view shares a larger buffer).
       const bytes = model.bytes.byteOffset === 0 && model.bytes.byteLength === model.bytes.buffer.byteLength ? model.bytes : new Uint8Array(model.bytes);
-      reply({ kind: 'done', id: message.id, bytes, sha256: model.sha256, metrics: model.metrics });
+      reply({ kind: 'done', id: message.id, bytes, sha256: model.sha256, metrics: model.metrics, round: model.round, version: model.version });
     },
     (err: unknown) => reply({ kind: 'failed', id: message.id, message: String((err as Error)?.message ?? err), status: err instanceof FussError ? err.status : undefined, type: err instanceof FussError ? err.type : undefined }),
   );

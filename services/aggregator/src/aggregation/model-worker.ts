@@ -10,9 +10,16 @@ import { checkUpdate, computeInitialModel, computeRoundModel, type ComputedModel
 export interface ModelComputer {
   roundModel(spec: RoundModelSpec, previous: Uint8Array, load: (index: number) => Promise<Uint8Array>): Promise<ComputedModel>;
   initialModel(shape: ModelShape, seed: number): Promise<{ bytes: Uint8Array; sha256: string }>;
-  /** Validates an upload; resolves with its sha256 and the bytes (handed back from the worker). */
-  checkUpdate(bytes: Uint8Array, shape: ModelShape): Promise<{ bytes: Uint8Array; sha256: string }>;
+  /** Validates an upload; resolves with its sha256, the round and version it names, and the bytes (handed back from the worker). */
+  checkUpdate(bytes: Uint8Array, shape: ModelShape): Promise<CheckedUpdate>;
   close(): Promise<void>;
+}
+
+export interface CheckedUpdate {
+  bytes: Uint8Array;
+  sha256: string;
+  round: number;
+  version: number;
 }
 
 export type ToWorker =
@@ -23,7 +30,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { kind: 'load'; id: number; index: number }
-  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown> }
+  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number }
   | { kind: 'failed'; id: number; message: string; status?: number; type?: string };
 
 export function inlineModelComputer(): ModelComputer {
@@ -41,7 +48,7 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
 }
 
 interface Pending {
-  resolve: (value: ComputedModel) => void;
+  resolve: (value: ComputedModel & { round?: number; version?: number }) => void;
   reject: (err: Error) => void;
   load?: (index: number) => Promise<Uint8Array>;
 }
@@ -94,7 +101,7 @@ function workerLane(log: (line: string) => void): ModelComputer {
         );
       } else {
         pending.delete(message.id);
-        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {} });
+        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {}, round: message.round, version: message.version });
         else job.reject(message.status ? new FussError(message.message, { status: message.status, type: message.type }) : new Error(message.message));
       }
     });
@@ -128,9 +135,9 @@ function workerLane(log: (line: string) => void): ModelComputer {
       pending.set(id, { resolve, reject });
       start().postMessage({ kind: 'initial', id, shape, seed } satisfies ToWorker);
     })),
-    checkUpdate: (bytes, shape) => run(() => new Promise<ComputedModel>((resolve, reject) => {
+    checkUpdate: (bytes, shape) => run(() => new Promise<CheckedUpdate>((resolve, reject) => {
       const id = nextId++;
-      pending.set(id, { resolve, reject });
+      pending.set(id, { resolve: (done) => resolve({ bytes: done.bytes, sha256: done.sha256, round: done.round!, version: done.version! }), reject });
       const own = ownBuffer(bytes);
       start().postMessage({ kind: 'check', id, shape, bytes: own } satisfies ToWorker, [own.buffer as ArrayBuffer]);
     })),

@@ -1,12 +1,12 @@
 // The computation of a round's new global model from the bytes of its updates, and of a federation's
 // initial model: pure work with no database, run in the model worker thread (model-worker.ts) so that
 // decoding, summing and encoding models of up to FUSS_UPDATE_LIMIT bytes never hold the event loop.
-// Heads are summed update by update (memory independent of the number of participants); centroid
-// mergers receive only the centroids.
+// The arithmetic is the strategy's own (aggregation-steps.ts in @fuss/core, the simulator's too): it
+// asks for one update at a time, so memory holds one update plus every participant's centroids
+// (except for the coordinate-wise robust rules and Krum, which need every update at once).
 
 import {
-  createRng, createStrategy, decodeModel, encodeModel, initCentroids, initHead, sha256Hex, WeightedSumAccumulator,
-  HEAD_PARAM_NAMES, type ClientUpdate, type HeadParams,
+  createRng, createStrategy, decodeModel, encodeModel, initCentroids, initHead, parseRobustRule, runAggregationAsync, sha256Hex, type ClientUpdate,
 } from '@fuss/core';
 
 export interface ModelShape {
@@ -18,14 +18,16 @@ export interface ModelShape {
 
 export interface RoundModelSpec extends ModelShape {
   strategy: string;
+  /** Robust rule (robust.ts text form). */
+  robust: string;
   modules: { weighted: boolean; head: boolean; centroids: boolean };
   /** Seed of the strategy's randomness in this round. */
   seed: number;
   round: number;
   /** Version the new model gets. */
   version: number;
-  /** The round's updates in canonical (client id) order, with their module W weights. */
-  updates: { clientId: string; samples: number; weight: number }[];
+  /** The round's updates in canonical (client id) order. */
+  updates: { clientId: string; samples: number }[];
 }
 
 export interface ComputedModel {
@@ -41,41 +43,41 @@ export interface ComputedModel {
 export async function computeRoundModel(spec: RoundModelSpec, previousBytes: Uint8Array, load: (index: number) => Promise<Uint8Array>): Promise<ComputedModel> {
   const expect = { backboneSha256: spec.backbone.sha256, featureKey: spec.backbone.featureKey, channels: spec.channels, codeDim: spec.codeDim, k: spec.k };
   const previous = decodeModel(previousBytes, expect, 'global model');
-  const sums = WeightedSumAccumulator.forModel(spec.channels, spec.codeDim, spec.k);
-  const centroidUpdates: ClientUpdate[] = [];
-  for (const [i, entry] of spec.updates.entries()) {
-    const update = decodeModel(await load(i), expect, 'update');
-    sums.add({ ...update.head, centroids: update.centroids }, entry.weight);
-    // Centroid mergers see only centroids; the head slot holds the shared previous head (no copy per update).
-    centroidUpdates.push({ clientId: entry.clientId, head: previous.head, centroids: update.centroids, samples: entry.samples, backboneSha256: spec.backbone.sha256, featureKey: spec.backbone.featureKey });
-  }
-  const summed = sums.result();
-  const merged = createStrategy(spec.strategy).aggregate(centroidUpdates, {
+  const strategy = createStrategy(spec.strategy);
+  const steps = strategy.steps(spec.updates, {
     k: spec.k,
     codeDim: spec.codeDim,
     channels: spec.channels,
     seed: spec.seed,
-    modules: { head: false, centroids: spec.modules.centroids, weighted: spec.modules.weighted },
+    modules: spec.modules,
     previous: { head: previous.head, centroids: previous.centroids },
     backboneSha256: spec.backbone.sha256,
     featureKey: spec.backbone.featureKey,
+    robust: parseRobustRule(spec.robust),
   });
-  const head: HeadParams = spec.modules.head ? (Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, summed[name]])) as unknown as HeadParams) : previous.head;
+  const result = await runAggregationAsync(steps, async (index): Promise<ClientUpdate> => {
+    const update = decodeModel(await load(index), expect, 'update');
+    const entry = spec.updates[index];
+    return { clientId: entry.clientId, head: update.head, centroids: update.centroids, samples: entry.samples, backboneSha256: update.backbone.sha256, featureKey: update.backbone.featureKey };
+  });
   const bytes = encodeModel({
-    head, centroids: merged.centroids, channels: spec.channels, codeDim: spec.codeDim, k: spec.k, backbone: spec.backbone,
-    info: { strategy: spec.strategy }, round: spec.round, version: spec.version,
+    head: result.head, centroids: result.centroids, channels: spec.channels, codeDim: spec.codeDim, k: spec.k, backbone: spec.backbone,
+    info: { strategy: spec.strategy, robust: spec.robust }, round: spec.round, version: spec.version,
   });
   return {
     bytes,
     sha256: sha256Hex(bytes),
-    metrics: { updates: spec.updates.length, samples: spec.updates.reduce((s, u) => s + u.samples, 0), strategy: spec.strategy },
+    metrics: { updates: spec.updates.length, samples: spec.updates.reduce((s, u) => s + u.samples, 0), strategy: spec.strategy, aggregation: result.details },
   };
 }
 
-/** Checks an uploaded update (shapes, dtypes, finiteness, backbone) and hashes it; throws FussErrors. */
-export function checkUpdate(bytes: Uint8Array, shape: ModelShape): { sha256: string } {
-  decodeModel(bytes, { backboneSha256: shape.backbone.sha256, featureKey: shape.backbone.featureKey, channels: shape.channels, codeDim: shape.codeDim, k: shape.k }, 'update');
-  return { sha256: sha256Hex(bytes) };
+/**
+ * Checks an uploaded update (float32 tensors of the federation's shapes, finite, trained on its
+ * backbone) and hashes it; returns the round and model version its metadata names. Throws FussErrors.
+ */
+export function checkUpdate(bytes: Uint8Array, shape: ModelShape): { sha256: string; round: number; version: number } {
+  const update = decodeModel(bytes, { dtypes: ['F32'], backboneSha256: shape.backbone.sha256, featureKey: shape.backbone.featureKey, channels: shape.channels, codeDim: shape.codeDim, k: shape.k }, 'update');
+  return { sha256: sha256Hex(bytes), round: update.round, version: update.version };
 }
 
 /** A federation's seeded initial model (version 0). */

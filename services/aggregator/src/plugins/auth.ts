@@ -69,7 +69,8 @@ function federationOf(request: FastifyRequest): string | undefined {
 export interface AuthOptions {
   adminToken?: string;
   metricsToken?: string;
-  federations: Pick<FederationsService, 'participantByToken'>;
+  federations: Pick<FederationsService, 'participantByToken'> & Partial<Pick<FederationsService, 'markSeen'>>;
+  log?: (line: string) => void;
 }
 
 export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => {
@@ -135,6 +136,7 @@ export const authPlugin = fp(async (app: FastifyInstance, opts: AuthOptions) => 
       }
     }
     request.caller = caller;
+    if (caller.kind === 'participant') opts.federations.markSeen?.(caller.participantId).catch((err: unknown) => opts.log?.(`cannot note participant activity: ${(err as Error).message}`));
   });
 });
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
-import { FederationCreate, FederationParams, ModelParams, ParticipantCreate } from '../schemas/federations.js';
+import { FederationCreate, FederationParams, ModelParams, ParticipantCreate, ParticipantParams } from '../schemas/federations.js';
 import type { FederationsService } from '../services/federations-service.js';
 import { participantCaller } from '../plugins/auth.js';
 
@@ -32,6 +32,24 @@ export async function federationRoutes(app: FastifyInstance, opts: { federations
     config: { access: 'admin' },
     schema: { operationId: 'addParticipant', summary: 'Enrol a participant (admin); returns its token once', tags: ['participants'], security, params: FederationParams, body: Type.Ref('ParticipantCreate'), response: { 201: Type.Ref('ParticipantCreated') } },
     handler: async (request, reply) => reply.status(201).send(await federations.addParticipant(request.params.federationId, request.body.name)),
+  });
+
+  app.get<{ Params: Static<typeof FederationParams> }>('/v1/federations/:federationId/participants', {
+    config: { access: 'admin' },
+    schema: { operationId: 'listParticipants', summary: 'The participants of a federation: enrolment, last seen, rounds contributed, revoked (admin)', tags: ['participants'], security, params: FederationParams, response: { 200: Type.Ref('ParticipantList') } },
+    handler: async (request) => ({ participants: await federations.listParticipants(request.params.federationId) }),
+  });
+
+  app.delete<{ Params: Static<typeof ParticipantParams> }>('/v1/federations/:federationId/participants/:participantId', {
+    config: { access: 'admin' },
+    schema: { operationId: 'revokeParticipant', summary: 'Revoke a participant (admin): its token is refused at once; its accepted updates stay counted', tags: ['participants'], security, params: ParticipantParams, response: { 200: Type.Ref('ParticipantDetails') } },
+    handler: async (request) => federations.revokeParticipant(request.params.federationId, request.params.participantId),
+  });
+
+  app.post<{ Params: Static<typeof ParticipantParams> }>('/v1/federations/:federationId/participants/:participantId/token', {
+    config: { access: 'admin' },
+    schema: { operationId: 'rotateParticipantToken', summary: "Rotate a participant's token (admin): returns the new token once; the old one is refused", tags: ['participants'], security, params: ParticipantParams, response: { 201: Type.Ref('ParticipantCreated') } },
+    handler: async (request, reply) => reply.status(201).send(await federations.rotateToken(request.params.federationId, request.params.participantId)),
   });
 
   app.get('/v1/participants/me', {

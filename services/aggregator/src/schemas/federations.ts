@@ -2,7 +2,7 @@
 // validates, types the handlers and documents the API.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { STRATEGY_NAMES } from '@fuss/core';
+import { ROBUST_RULE_PATTERN, STRATEGY_NAMES } from '@fuss/core';
 
 export const FederationCreate = Type.Object(
   {
@@ -16,6 +16,12 @@ export const FederationCreate = Type.Object(
     codeDim: Type.Integer({ minimum: 1, maximum: 4096, default: 70, description: 'Code dimension D of the head' }),
     k: Type.Integer({ minimum: 1, maximum: 1000, description: 'Number of centroids (classes)' }),
     strategy: Type.Union(STRATEGY_NAMES.map((name) => Type.Literal(name)), { default: 'fedcc-kmeans' }),
+    robust: Type.String({
+      pattern: ROBUST_RULE_PATTERN,
+      default: 'clip',
+      description: 'Robust aggregation: clip[:c] (default: deltas clipped to c = 2 times the median norm), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)',
+    }),
+    maxSamples: Type.Integer({ minimum: 1, maximum: 1_000_000_000, default: 1_000_000, description: 'Largest sample count a participant may report' }),
     modules: Type.Object(
       {
         weighted: Type.Boolean({ default: true, description: 'W: weight by sample count' }),
@@ -46,6 +52,8 @@ export const Federation = Type.Object(
     codeDim: Type.Integer(),
     k: Type.Integer(),
     strategy: Type.String(),
+    robust: Type.String(),
+    maxSamples: Type.Integer(),
     modules: Type.Object({ weighted: Type.Boolean(), head: Type.Boolean(), centroids: Type.Boolean() }),
     regularizer: Type.String(),
     regularizerScope: Type.String(),
@@ -95,3 +103,22 @@ export const ModelParams = Type.Object({
   federationId: Type.String({ format: 'uuid' }),
   version: Type.Union([Type.Literal('latest'), Type.String({ pattern: '^[0-9]{1,9}$' })], { description: 'Model version, or latest' }),
 });
+
+export const ParticipantDetails = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    federationId: Type.String({ format: 'uuid' }),
+    name: Type.String(),
+    enrolmentIndex: Type.Integer(),
+    createdAt: Type.String({ format: 'date-time' }),
+    lastSeenAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Last authenticated request (to the minute)' }),
+    roundsContributed: Type.Integer({ description: 'Updates accepted from this participant' }),
+    revoked: Type.Boolean(),
+    revokedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { $id: 'ParticipantDetails' },
+);
+
+export const ParticipantList = Type.Object({ participants: Type.Array(Type.Ref('ParticipantDetails')) }, { $id: 'ParticipantList' });
+
+export const ParticipantParams = Type.Object({ federationId: Type.String({ format: 'uuid' }), participantId: Type.String({ format: 'uuid' }) });

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { FederationCreate, FederationView } from '../schemas/federations.js';
-import { FussError } from '@fuss/core';
+import { FussError, formatRobustRule, parseRobustRule } from '@fuss/core';
 import type { BlobStore } from '../storage/blob-store.js';
 import { TRANSACTION_OPTIONS } from './rounds-service.js';
 import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
@@ -44,6 +44,8 @@ function view(row: FederationRow, latestModelVersion: number): FederationView {
     codeDim: row.codeDim,
     k: row.k,
     strategy: row.strategy,
+    robust: row.robust,
+    maxSamples: row.maxSamples,
     modules: { weighted: row.weighted, head: row.aggregateHead, centroids: row.aggregateCentroids },
     regularizer: row.regularizer,
     regularizerScope: row.regularizerScope,
@@ -60,9 +62,35 @@ function view(row: FederationRow, latestModelVersion: number): FederationView {
   };
 }
 
+/** lastSeenAt is written at most this often per participant. */
+export const LAST_SEEN_RESOLUTION_MS = 60_000;
+
+type ParticipantRow = Awaited<ReturnType<PrismaClient['participant']['findUniqueOrThrow']>> & { _count: { updates: number } };
+
+function participantView(row: ParticipantRow) {
+  return {
+    id: row.id,
+    federationId: row.federationId,
+    name: row.name,
+    enrolmentIndex: row.enrolmentIndex,
+    createdAt: row.createdAt.toISOString(),
+    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
+    roundsContributed: row._count.updates,
+    revoked: row.revokedAt !== null,
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+  };
+}
+
 export function createFederationsService(deps: { prisma: PrismaClient; blobs: BlobStore; updateLimitBytes: number; clock?: () => Date; computer?: ModelComputer }) {
   const { prisma, blobs } = deps;
   const computer = deps.computer ?? inlineModelComputer();
+  const lastSeenWrites = new Map<string, number>();
+
+  async function participantOf(federationId: string, participantId: string) {
+    const row = await prisma.participant.findUnique({ where: { id: participantId } });
+    if (!row || row.federationId !== federationId) throw new NotFoundError(`federation ${federationId} has no participant ${participantId}`);
+    return row;
+  }
   const now = deps.clock ?? (() => new Date());
 
   async function latestVersion(federationId: string): Promise<number> {
@@ -75,6 +103,11 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
     async create(input: FederationCreate): Promise<FederationView> {
       if (input.minParticipants > input.maxParticipants) {
         throw new FussError(`minParticipants (${input.minParticipants}) exceeds maxParticipants (${input.maxParticipants})`, { status: 400, type: 'bad-config' });
+      }
+      try {
+        parseRobustRule(input.robust);
+      } catch (err) {
+        throw new FussError((err as Error).message, { status: 400, type: 'bad-config' });
       }
       // Checked before anything is computed: a model the update route could not accept is refused.
       const fileBytes = modelFileLimit(input.backbone.channels, input.codeDim, input.k);
@@ -103,6 +136,8 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
             codeDim: input.codeDim,
             k: input.k,
             strategy: input.strategy,
+            robust: formatRobustRule(parseRobustRule(input.robust)),
+            maxSamples: input.maxSamples,
             weighted: input.modules.weighted,
             aggregateHead: input.modules.head,
             aggregateCentroids: input.modules.centroids,
@@ -163,6 +198,38 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
     async participant(participantId: string) {
       const participant = await prisma.participant.findUniqueOrThrow({ where: { id: participantId } });
       return { id: participant.id, federationId: participant.federationId, name: participant.name, enrolmentIndex: participant.enrolmentIndex };
+    },
+
+    /** The participants of a federation in enrolment order, with their activity (admin). */
+    async listParticipants(federationId: string) {
+      await this.get(federationId);
+      const rows = await prisma.participant.findMany({ where: { federationId }, orderBy: { enrolmentIndex: 'asc' }, include: { _count: { select: { updates: true } } } });
+      return rows.map(participantView);
+    },
+
+    /** Revokes a participant: its token is refused from now on; its accepted updates stay counted. */
+    async revokeParticipant(federationId: string, participantId: string) {
+      const row = await participantOf(federationId, participantId);
+      if (row.revokedAt === null) await prisma.participant.updateMany({ where: { id: participantId, revokedAt: null }, data: { revokedAt: now() } });
+      return participantView(await prisma.participant.findUniqueOrThrow({ where: { id: participantId }, include: { _count: { select: { updates: true } } } }));
+    },
+
+    /** A new token for a participant, shown once; the old one is refused from now on. */
+    async rotateToken(federationId: string, participantId: string) {
+      const row = await participantOf(federationId, participantId);
+      if (row.revokedAt !== null) throw new ConflictError(`participant ${row.name} is revoked; enrol a new participant instead`, 'participant-revoked');
+      const token = newParticipantToken();
+      await prisma.participant.update({ where: { id: participantId }, data: { tokenHash: hashToken(token) }, select: { id: true } });
+      return { id: row.id, federationId, name: row.name, enrolmentIndex: row.enrolmentIndex, token };
+    },
+
+    /** Notes that a participant made an authenticated request (at most one write a minute per participant). */
+    async markSeen(participantId: string) {
+      const moment = now();
+      const last = lastSeenWrites.get(participantId) ?? 0;
+      if (moment.getTime() - last < LAST_SEEN_RESOLUTION_MS) return;
+      lastSeenWrites.set(participantId, moment.getTime());
+      await prisma.participant.updateMany({ where: { id: participantId }, data: { lastSeenAt: moment } });
     },
 
     /** The participant a bearer token belongs to, or undefined. */

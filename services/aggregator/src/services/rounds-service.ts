@@ -15,7 +15,7 @@
 // that names it commits. Updates of rounds older than `keepUpdateRounds` lose their bytes after the
 // round ends (the rows stay, for the history).
 
-import { aggregationSeed, canonicalOrder, clientWeights, participantClientId, FussError } from '@fuss/core';
+import { aggregationSeed, canonicalOrder, participantClientId, FussError } from '@fuss/core';
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -170,12 +170,17 @@ export function createRoundsService(deps: RoundsDependencies) {
       const checked = await computer.checkUpdate(body, { channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey } });
       body = checked.bytes;
       const sha256 = checked.sha256;
+      if (samples > federation.maxSamples) throw new FussError(`samples=${samples} exceeds this federation's maximum of ${federation.maxSamples} images per participant`, { status: 400, type: 'too-many-samples' });
       const previous = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } } });
       if (previous) {
         if (previous.sha256 === sha256) return { accepted: false, duplicate: true, round: number, count: await prisma.update.count({ where: { roundId: round.id } }) };
         throw new ConflictError(`an update of this participant to round ${number} was already accepted`, 'update-already-accepted');
       }
       if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
+      // An update trained for another round (a replay, or a participant that missed a round) is refused.
+      if (checked.round !== round.number || checked.version !== round.baseVersion) {
+        throw new ConflictError(`the update's metadata names round ${checked.round} and model version ${checked.version}, but round ${round.number} starts from version ${round.baseVersion}`, 'wrong-round');
+      }
       // The bytes are durable before the row that names them commits.
       await blobs.put(body, sha256);
       // One statement: the row is inserted only while the round is open, holding a share lock on the
@@ -325,23 +330,23 @@ export function createRoundsService(deps: RoundsDependencies) {
   async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
     const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true } });
     const listing = canonicalOrder(
-      (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, participant: { select: { enrolmentIndex: true } } } }))
-        .map((u) => ({ sha256: u.sha256, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex) })),
+      (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, participant: { select: { enrolmentIndex: true, name: true } } } }))
+        .map((u) => ({ sha256: u.sha256, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex), name: u.participant.name })),
     );
     if (listing.length === 0) throw new FussError(`round ${round.number} has no updates to aggregate`, { status: 409, type: 'no-updates' });
-    const weights = clientWeights(listing.map((u) => u.samples), federation.weighted);
-    return computer.roundModel(
+    const model = await computer.roundModel(
       {
         channels: federation.channels,
         codeDim: federation.codeDim,
         k: federation.k,
         backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey },
         strategy: federation.strategy,
+        robust: federation.robust,
         modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
         seed: aggregationSeed(federation.seed, round.number),
         round: round.number,
         version,
-        updates: listing.map((u, i) => ({ clientId: u.clientId, samples: u.samples, weight: weights[i] })),
+        updates: listing.map((u) => ({ clientId: u.clientId, samples: u.samples })),
       },
       await blobs.get(base.sha256),
       async (index) => {
@@ -349,6 +354,9 @@ export function createRoundsService(deps: RoundsDependencies) {
         return blobs.get(listing[index].sha256);
       },
     );
+    // The aggregation's details name clients by id; the metrics say who they are.
+    const metrics: Record<string, unknown> = { ...model.metrics, participants: Object.fromEntries(listing.map((u) => [u.clientId, u.name])) };
+    return { ...model, metrics };
   }
 
   return service;

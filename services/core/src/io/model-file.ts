@@ -80,6 +80,8 @@ export function encodeModel(model: SegmentationModel): Uint8Array {
 }
 
 export interface ModelExpectations {
+  /** Accepted tensor dtypes (default F32 and F16; updates from participants: F32 only). */
+  dtypes?: readonly ('F32' | 'F16')[];
   backboneSha256?: string;
   featureKey?: string;
   channels?: number;
@@ -89,7 +91,7 @@ export interface ModelExpectations {
 
 /** Decodes and validates a model file; shape, dtype and finiteness are checked by decodeSafetensors. */
 export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model'): SegmentationModel {
-  const { tensors, metadata } = decodeSafetensors(bytes, what);
+  const { tensors, metadata } = decodeSafetensors(bytes, what, { dtypes: expect.dtypes ?? ['F32', 'F16'] });
   if (metadata.format !== MODEL_FORMAT) throw new SafetensorsError(`${what}: not a FUSS model (metadata "format" is ${JSON.stringify(metadata.format)})`);
   if (metadata.format_version !== MODEL_FORMAT_VERSION) throw new SafetensorsError(`${what}: unsupported model format version ${metadata.format_version}`);
   const integer = (key: string) => {

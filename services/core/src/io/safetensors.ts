@@ -61,8 +61,15 @@ export function encodeSafetensors(tensors: Record<string, NamedTensor>, metadata
   return out;
 }
 
+/** Options of {@link decodeSafetensors}. */
+export interface DecodeOptions {
+  /** dtypes accepted (default F32, F16 and I32); a tensor of another is refused. */
+  dtypes?: readonly string[];
+}
+
 /** Parses and validates a safetensors file; all tensors come back as float32. */
-export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'): SafetensorsFile {
+export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', options: DecodeOptions = {}): SafetensorsFile {
+  const dtypes = options.dtypes ?? Object.keys(DTYPE_BYTES);
   if (bytes.length < 8) throw new SafetensorsError(`${what}: ${bytes.length} bytes is too short for a safetensors header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headerLength = view.getBigUint64(0, true);
@@ -92,8 +99,8 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
     if (name === '__metadata__') continue;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (typeof info !== 'object' || info === null) throw new SafetensorsError(`${what}: entry ${shownName(name)} must be an object`);
-    if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_BYTES)) {
-      throw new SafetensorsError(`${what}: tensor ${shownName(name)} has dtype ${JSON.stringify(info.dtype)}; supported: F32, F16, I32`);
+    if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_BYTES) || !dtypes.includes(info.dtype)) {
+      throw new SafetensorsError(`${what}: tensor ${shownName(name)} has dtype ${JSON.stringify(info.dtype).slice(0, 40)}; accepted here: ${dtypes.join(', ')}`);
     }
     if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new SafetensorsError(`${what}: tensor ${shownName(name)} has an invalid shape`);

@@ -12,7 +12,9 @@ import { evaluateCentroids, type SegmentationMetrics } from '../evaluation/evalu
 import { cloneHead, initCentroids, initHead } from '../head/head-init.js';
 import { createRng } from '../math/rng.js';
 import { partition, type PartitionSpec } from '../partition/partition.js';
-import { createStrategy } from '../strategies/index.js';
+import { createStrategy, parseRobustRule, validateUpdate } from '../strategies/index.js';
+import { AggregationError } from '../strategies/aggregation-error.js';
+import { applyAttack, type Attack } from './attacks.js';
 import type { AggregationModules } from '../strategies/strategy.js';
 import type { ClientUpdate } from '../strategies/update.js';
 import type { BatchOptions, PairTerms } from '../training/batch-sampler.js';
@@ -44,7 +46,18 @@ export interface SimulationOptions {
   cacheDir?: string;
   /** Evaluate every this many rounds (and always after the last). Default 1. */
   evalEvery?: number;
+  /** Robust aggregation rule (strategies/robust.ts); default `clip`, as a federation's. */
+  robust?: string;
+  /** Largest sample count an update may claim, as a federation's `maxSamples` (default 1 000 000). */
+  maxSamples?: number;
+  /** The first `attackers` participants send `attack`'s transform of their honest update. */
+  attack?: { attackers: number; attack: Attack };
 }
+
+/** Default robust rule of simulations and federations. */
+export const DEFAULT_ROBUST_RULE = 'clip';
+/** Default largest sample count per participant. */
+export const DEFAULT_MAX_SAMPLES = 1_000_000;
 
 export interface RoundRecord {
   round: number;
@@ -56,6 +69,10 @@ export interface RoundRecord {
   trainSeconds: number;
   aggregateSeconds: number;
   evaluateSeconds: number;
+  /** Updates refused before aggregation, as the server would refuse their upload (NaN, too many samples). */
+  refused?: { clientId: string; reason: string }[];
+  /** What the robust rule did: clipped, dropped (Krum) or trimmed participants. */
+  robust?: { clipped?: string[]; dropped?: string[]; trimmedPooledRows?: Record<string, number> };
 }
 
 export interface SimulationResult {
@@ -108,6 +125,10 @@ export async function simulateFederation(
   const log = hooks.log ?? (() => undefined);
   const codeDim = options.codeDim ?? TRAINING_DEFAULTS.codeDim;
   const strategy = createStrategy(options.strategy);
+  const robust = parseRobustRule(options.robust ?? DEFAULT_ROBUST_RULE);
+  const maxSamples = options.maxSamples ?? DEFAULT_MAX_SAMPLES;
+  const attackers = options.attack?.attackers ?? 0;
+  if (attackers > options.clients) throw new ConfigError(`${attackers} attackers among ${options.clients} participants`);
   const groups = await partitionDataset(train, options.clients, options.partition, options.seed);
   const stores: FeatureStore[] = [];
   const shifts: PairTerms[] = [];
@@ -151,28 +172,49 @@ export async function simulateFederation(
       clientHeads[i] = result.head;
       clientCentroids[i] = result.centroids;
       previousHeads[i] = cloneHead(result.head);
-      updates.push({
+      const honest: ClientUpdate = {
         clientId: participantClientId(i),
         head: result.head,
         centroids: result.centroids,
         samples: stores[i].images.length,
         backboneSha256: backbone.descriptor.sha256,
         featureKey,
-      });
+      };
+      // An attacker keeps its honest state and sends a transformed update.
+      updates.push(i < attackers ? applyAttack(honest, { head: startHead, centroids: startCentroids }, options.attack!.attack, createRng(aggregationSeed(options.seed, round) * 31 + i)) : honest);
     }
+    // What the server's upload checks refuse never reaches the aggregation.
+    const refused: { clientId: string; reason: string }[] = [];
+    const accepted = updates.filter((update) => {
+      try {
+        validateUpdate(update, { channels, codeDim, k: options.k, backboneSha256: backbone.descriptor.sha256, featureKey });
+        if (update.samples > maxSamples) throw new AggregationError('too-many-samples', `claims ${update.samples} samples, above the maximum of ${maxSamples}`, update.clientId);
+        return true;
+      } catch (err) {
+        if (!(err instanceof AggregationError)) throw err;
+        refused.push({ clientId: update.clientId, reason: err.message });
+        return false;
+      }
+    });
     const trainSeconds = (performance.now() - trainStarted) / 1000;
     const aggregateStarted = performance.now();
-    const aggregated = strategy.aggregate(updates, {
-      k: options.k,
-      codeDim,
-      channels,
-      seed: aggregationSeed(options.seed, round),
-      modules: options.modules,
-      previous: global,
-    });
-    global = { head: aggregated.head, centroids: aggregated.centroids };
-    headsKept = aggregated.clientHeadsKept;
-    centroidsKept = aggregated.clientCentroidsKept;
+    let robustRecord: RoundRecord['robust'];
+    if (accepted.length > 0) {
+      const aggregated = strategy.aggregate(accepted, {
+        k: options.k,
+        codeDim,
+        channels,
+        seed: aggregationSeed(options.seed, round),
+        modules: options.modules,
+        previous: global,
+        robust,
+      });
+      global = { head: aggregated.head, centroids: aggregated.centroids };
+      headsKept = aggregated.clientHeadsKept;
+      centroidsKept = aggregated.clientCentroidsKept;
+      const details = aggregated.details.robust as RoundRecord['robust'] | undefined;
+      if (details) robustRecord = { clipped: details.clipped, dropped: details.dropped, trimmedPooledRows: details.trimmedPooledRows };
+    }
     const aggregateSeconds = (performance.now() - aggregateStarted) / 1000;
     const evaluateStarted = performance.now();
     const personal = headsKept || centroidsKept ? groups.map((_, i) => ({ head: headsKept ? clientHeads[i] : global.head, centroids: centroidsKept ? clientCentroids[i] : global.centroids })) : undefined;
@@ -186,6 +228,8 @@ export async function simulateFederation(
       trainSeconds,
       aggregateSeconds,
       evaluateSeconds: (performance.now() - evaluateStarted) / 1000,
+      ...(refused.length ? { refused } : {}),
+      ...(robustRecord ? { robust: robustRecord } : {}),
     };
     rounds.push(record);
     await hooks.onRound?.(record);

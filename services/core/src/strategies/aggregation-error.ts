@@ -17,6 +17,8 @@ export type AggregationProblem =
   | 'non-finite'
   /** The sample count is not a positive integer. */
   | 'bad-sample-count'
+  /** The sample count is above the federation's maximum. */
+  | 'too-many-samples'
   /** The update was trained on another backbone (sha256 differs). */
   | 'backbone-mismatch'
   /** The update was trained on other backbone features (outputs, input size or normalisation differ). */
@@ -33,6 +35,7 @@ const STATUS: Readonly<Record<AggregationProblem, number>> = {
   'shape-mismatch': 400,
   'non-finite': 400,
   'bad-sample-count': 400,
+  'too-many-samples': 400,
   'backbone-mismatch': 409,
   'feature-mismatch': 409,
 };

@@ -32,5 +32,6 @@ export function createAlignedFedAvg(): Strategy {
     name: 'aligned-fedavg',
     description: 'Aligned FedAvg: heads by FedAvg (Eq. 8); centroids matched to the previous global ones (Hungarian), then averaged (Eq. 9)',
     mergeCentroids: alignedMeanCentroids,
+    centroidMerge: 'mean',
   });
 }

@@ -25,5 +25,6 @@ export function createFedAvg(): Strategy {
     name: 'fedavg',
     description: 'FedAvg: weighted mean of heads (Eq. 8) and of centroids row by row (Eq. 9)',
     mergeCentroids: meanCentroids,
+    centroidMerge: 'mean',
   });
 }

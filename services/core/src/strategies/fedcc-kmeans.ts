@@ -14,8 +14,8 @@ export type FedCCKMeansOptions = KMeansMergeOptions;
  * `pooledRows`, `inertia`, `iterations` and `clusterSizes` (pooled rows per global centroid).
  */
 export function kmeansCentroidMerger(options: FedCCKMeansOptions = {}): CentroidMerger {
-  return ({ updates, ctx, rng }) => {
-    const pool = poolCentroids(updates);
+  return ({ updates, ctx, rng, pool: trimmed }) => {
+    const pool = trimmed ?? poolCentroids(updates);
     const result = mergeByKMeans(pool, ctx.k, ctx.codeDim, rng, options);
     const clusterSizes = new Array<number>(ctx.k).fill(0);
     for (const cluster of result.assignments) clusterSizes[cluster]++;
@@ -38,5 +38,6 @@ export function createFedCCKMeans(options: FedCCKMeansOptions = {}): Strategy {
       ? 'FedCC-KMeans, cosine: k-means on L2-normalised pooled client centroids, unit centres (Eq. 10-11); heads by FedAvg (Eq. 8)'
       : 'FedCC-KMeans: k-means on the pooled client centroids, Euclidean (Eq. 10-11); heads by FedAvg (Eq. 8)',
     mergeCentroids: kmeansCentroidMerger(options),
+    centroidMerge: 'pool',
   });
 }

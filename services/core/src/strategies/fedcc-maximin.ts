@@ -13,8 +13,8 @@ export type FedCCMaximinOptions = MaximinMergeOptions;
  * Module W does not enter (selection, not averaging). Details: `pooledRows`.
  */
 export function maximinCentroidMerger(options: FedCCMaximinOptions = {}): CentroidMerger {
-  return ({ updates, ctx, rng }) => {
-    const pool = poolCentroids(updates);
+  return ({ updates, ctx, rng, pool: trimmed }) => {
+    const pool = trimmed ?? poolCentroids(updates);
     return { centroids: mergeByMaximin(pool, ctx.k, ctx.codeDim, rng, options), details: { pooledRows: pool.length / ctx.codeDim } };
   };
 }
@@ -31,5 +31,6 @@ export function createFedCCMaximin(options: FedCCMaximinOptions = {}): Strategy 
       ? 'FedCC-Maximin, cosine: farthest-point selection among L2-normalised pooled client centroids (Eq. 12); heads by FedAvg (Eq. 8)'
       : 'FedCC-Maximin: farthest-point selection among the pooled client centroids, Euclidean (Eq. 12); heads by FedAvg (Eq. 8)',
     mergeCentroids: maximinCentroidMerger(options),
+    centroidMerge: 'pool',
   });
 }

@@ -4,6 +4,8 @@
 import type { HeadParams } from '../engines/engine.js';
 import type { Rng } from '../math/rng.js';
 import type { ClientUpdate } from './update.js';
+import type { RobustRule } from './robust.js';
+import type { AggregationSteps, RoundEntry } from './aggregation-steps.js';
 
 /**
  * The ablation modules of the paper's Table 3 (DESIGN section 3.2); any subset may be on.
@@ -37,6 +39,8 @@ export interface AggregationContext {
    */
   backboneSha256?: string;
   featureKey?: string;
+  /** The robust rule of the round (robust.ts); default `none`, the paper's behaviour. */
+  robust?: RobustRule;
 }
 
 /** The next global model and how it was made. */
@@ -70,6 +74,11 @@ export interface Strategy {
    * @throws ShapeError / ConfigError when `ctx` is inconsistent (e.g. `previous` has other shapes)
    */
   aggregate(updates: readonly ClientUpdate[], ctx: AggregationContext): AggregationResult;
+  /**
+   * The same aggregation as steps that ask for one update at a time (aggregation-steps.ts), for a
+   * caller that reads updates from storage. `entries` in canonical order.
+   */
+  steps(entries: readonly RoundEntry[], ctx: AggregationContext): AggregationSteps;
 }
 
 /** What a {@link CentroidMerger} receives: validated updates in canonical (client id) order. */
@@ -80,6 +89,11 @@ export interface CentroidMergeInput {
   ctx: AggregationContext;
   /** Seeded from `ctx.seed`. */
   rng: Rng;
+  /**
+   * The pooled rows to cluster when a robust rule trimmed some ([rows, D]); pooling mergers use it
+   * instead of pooling `updates`.
+   */
+  pool?: Float32Array;
 }
 
 /** The step that varies between strategies: K global centroids [K, D] from the clients' centroids. */
