@@ -279,7 +279,8 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       : previous.head;
     return {
       weights: { head, centroids: merged.centroids, channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey }, info: { strategy: federation.strategy } },
-      metrics: { updates: listing.length, samples: listing.reduce((s, u) => s + u.samples, 0), strategy: federation.strategy },
+      // permutation[id]: the merged centroid that became class id `id` (ids stay stable across versions).
+      metrics: { updates: listing.length, samples: listing.reduce((s, u) => s + u.samples, 0), strategy: federation.strategy, permutation: merged.details.permutation },
     };
   }
 

@@ -56,6 +56,8 @@ export interface RoundRecord {
   trainSeconds: number;
   aggregateSeconds: number;
   evaluateSeconds: number;
+  /** With module C: `permutation[id]` is the merged centroid that became class id `id` (stable ids). */
+  permutation?: number[];
 }
 
 export interface SimulationResult {
@@ -68,7 +70,8 @@ export interface SimulationResult {
 }
 
 export interface SimulationHooks {
-  onRound?: (record: RoundRecord) => void | Promise<void>;
+  /** After every round, with the round's global model (safe to keep: never mutated afterwards). */
+  onRound?: (record: RoundRecord, global: { head: HeadParams; centroids: Float32Array }) => void | Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -186,9 +189,10 @@ export async function simulateFederation(
       trainSeconds,
       aggregateSeconds,
       evaluateSeconds: (performance.now() - evaluateStarted) / 1000,
+      ...(Array.isArray(aggregated.details.permutation) ? { permutation: aggregated.details.permutation as number[] } : {}),
     };
     rounds.push(record);
-    await hooks.onRound?.(record);
+    await hooks.onRound?.(record, global);
   }
   return {
     partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),

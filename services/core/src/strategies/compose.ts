@@ -6,6 +6,7 @@ import { cloneHead } from '../head/head-init.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import { createRng } from '../math/rng.js';
 import { AggregationError } from './aggregation-error.js';
+import { keepCentroidIds } from './stable-ids.js';
 import type { AggregationContext, AggregationResult, CentroidMerger, Strategy } from './strategy.js';
 import { canonicalOrder, headParamLength, validateUpdates, type ClientUpdate } from './update.js';
 import { weightedMeanHead } from './weighted-mean.js';
@@ -27,8 +28,9 @@ export interface StrategyParts {
  * 2. orders updates by client id (`canonicalOrder`), so the result ignores arrival order;
  * 3. weights clients with module W (`clientWeights`);
  * 4. head: weighted mean when module E is on, else a copy of `ctx.previous.head` and `clientHeadsKept`;
- * 5. centroids: the merge when module C is on (rng = `createRng(ctx.seed)`), else a copy of
- *    `ctx.previous.centroids` and `clientCentroidsKept`.
+ * 5. centroids: the merge when module C is on (rng = `createRng(ctx.seed)`), reordered onto
+ *    `ctx.previous.centroids` so class ids stay stable across versions (`keepCentroidIds`; the order
+ *    is in `details.permutation`), else a copy of `ctx.previous.centroids` and `clientCentroidsKept`.
  */
 export function composeStrategy(parts: StrategyParts): Strategy {
   const { name, description, mergeCentroids } = parts;
@@ -64,8 +66,9 @@ export function composeStrategy(parts: StrategyParts): Strategy {
         if (merged.centroids.length !== ctx.k * ctx.codeDim) {
           throw new ShapeError(`strategy ${name} merged ${merged.centroids.length} centroid values, expected [${ctx.k}, ${ctx.codeDim}]`);
         }
-        centroids = merged.centroids;
-        mergeDetails = merged.details ?? {};
+        const stable = keepCentroidIds(merged.centroids, ctx.previous.centroids, ctx.k, ctx.codeDim);
+        centroids = stable.centroids;
+        mergeDetails = { ...merged.details, permutation: stable.permutation };
       }
       return {
         head,

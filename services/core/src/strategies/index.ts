@@ -15,6 +15,7 @@ export * from './weighted-mean.js';
 export * from './centroid-mergers.js';
 export * from './strategy.js';
 export * from './compose.js';
+export * from './stable-ids.js';
 export * from './fedavg.js';
 export * from './fedcc-kmeans.js';
 export * from './fedcc-maximin.js';
