@@ -40,3 +40,6 @@ export * from './simulation/simulate.js';
 export * from './simulation/participant.js';
 export * from './simulation/seeds.js';
 export * from './simulation/baselines.js';
+export * from './refine/permutohedral-lattice.js';
+export * from './refine/dense-crf.js';
+export * from './refine/crf-refine.js';
