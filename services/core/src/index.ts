@@ -43,3 +43,5 @@ export * from './simulation/baselines.js';
 export * from './refine/permutohedral-lattice.js';
 export * from './refine/dense-crf.js';
 export * from './refine/crf-refine.js';
+export * from './segmentation/classes.js';
+export * from './segmentation/segment-image.js';

@@ -3,7 +3,7 @@
 
 import sharp from 'sharp';
 import {
-  assignPixels, decodeModel, decodeRgb, featureConfigKey, headCodeFunction, normalizeRows, readImageSize,
+  assignPixels, classColour, decodeModel, decodeRgb, featureConfigKey, headCodeFunction, normalizeRows, readImageSize,
   type Backbone, type SegmentationModel, type TrainingEngine,
 } from '@fuss/core';
 import { ConflictError } from '../errors.js';
@@ -12,15 +12,6 @@ import type { FederationsService } from './federations-service.js';
 export type SegmentFormat = 'png' | 'json' | 'overlay';
 
 const MODEL_CACHE_SIZE = 8;
-
-/** A fixed, distinguishable colour per class id for overlays (golden-angle hues). */
-export function classColour(id: number): [number, number, number] {
-  const hue = (id * 137.508) % 360;
-  const c = 0.75;
-  const x = c * (1 - Math.abs(((hue / 60) % 2) - 1));
-  const [r, g, b] = hue < 60 ? [c, x, 0] : hue < 120 ? [x, c, 0] : hue < 180 ? [0, c, x] : hue < 240 ? [0, x, c] : hue < 300 ? [x, 0, c] : [c, 0, x];
-  return [Math.round((r + 0.2) * 255), Math.round((g + 0.2) * 255), Math.round((b + 0.2) * 255)];
-}
 
 export function createSegmentService(deps: { backbone?: Backbone; engine?: TrainingEngine; federations: Pick<FederationsService, 'get' | 'model' | 'latestVersion'> }) {
   const models = new Map<string, SegmentationModel>();

@@ -3,11 +3,9 @@
 // (box-downsampled to a bounded working size, so its cost does not grow with the image), and the
 // refined probabilities are upsampled to the image size, where the most probable class wins.
 
-import { l2NormalizeCells, resizeBilinearChw } from '../backbone/feature-ops.js';
-import type { FeatureMap } from '../backbone/backbone.js';
+import { resizeBilinearChw } from '../backbone/feature-ops.js';
 import { CRF_DEFAULTS } from '../defaults.js';
 import { ConfigError, ShapeError } from '../errors.js';
-import { centroidScores } from '../evaluation/evaluate.js';
 import type { RgbImage } from '../image/image.js';
 import { upsampleScoresArgmax } from '../metrics/upsample.js';
 import { denseCrf, denseCrfOptions, type DenseCrfOptions } from './dense-crf.js';
@@ -24,23 +22,10 @@ export interface CrfRefineOptions extends Partial<DenseCrfOptions> {
 }
 
 /**
- * Cosine similarity of every cell's code with every unit centroid: `scores[k, cell] = <ŝ, m̂_k>`.
- *
- * @param codes - [D, h, w] head codes (not modified)
- * @param centroidsUnit - [K, D] unit rows
- * @returns [K, h, w]
- */
-export function cosineScores(codes: FeatureMap, centroidsUnit: Float32Array, k: number): Float32Array {
-  const unit = codes.data.slice();
-  l2NormalizeCells(unit, codes.channels, codes.height * codes.width);
-  return centroidScores({ ...codes, data: unit }, centroidsUnit, k);
-}
-
-/**
  * The class of every pixel of `image` after dense-CRF refinement of the grid's cosine scores.
  *
  * @param image - the image at the output size
- * @param cellScores - [k, h, w] cosine scores on the feature grid ({@link cosineScores})
+ * @param cellScores - [k, h, w] cosine scores on the feature grid (`cosineScores`)
  * @returns [image.height * image.width] class ids in [0, k)
  * @throws ShapeError when `cellScores` is not [k, h, w]
  * @throws ConfigError for out-of-range options
