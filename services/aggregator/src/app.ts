@@ -20,6 +20,9 @@ import { createSegmentService } from './services/segment-service.js';
 import type { Backbone, TrainingEngine } from '@fuss/core';
 import { createRoundsService, type RoundsService } from './services/rounds-service.js';
 import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
+import { ClassLabel, ClassLabels } from './schemas/classes.js';
+import { classRoutes } from './routes/classes.js';
+import { createClassesService } from './services/classes-service.js';
 
 export interface AppDependencies {
   db: Database;
@@ -47,7 +50,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -70,6 +73,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(healthRoutes, { db: deps.db });
   await metricsPlugin(app);
   await app.register(federationRoutes, { federations, auth });
+  await app.register(classRoutes, { classes: createClassesService({ prisma: deps.db.prisma, federations }), auth });
   const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
   await app.register(roundRoutes, { rounds, auth });
   app.decorate('rounds', rounds);
