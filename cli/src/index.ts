@@ -12,9 +12,12 @@ import { serverCommand } from './commands/server.js';
 import { joinCommand } from './commands/join.js';
 import { federationCreateCommand, participantAddCommand } from './commands/federation.js';
 import { segmentCommand } from './commands/segment.js';
+import { classesSetCommand, classesShowCommand } from './commands/classes.js';
+import { labelCommand } from './commands/label.js';
 
 export const COMMANDS: Command[] = [
   serverCommand, federationCreateCommand, participantAddCommand, joinCommand, segmentCommand,
+  classesShowCommand, classesSetCommand, labelCommand,
   featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand,
 ];
 

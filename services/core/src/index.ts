@@ -21,6 +21,7 @@ export * from './metrics/upsample.js';
 export * from './partition/partition.js';
 export * from './evaluation/evaluate.js';
 export * from './evaluation/kmeans-baseline.js';
+export * from './evaluation/propose-class-names.js';
 export * from './onnx/model-builder.js';
 export * from './defaults.js';
 export * from './engines/engine.js';

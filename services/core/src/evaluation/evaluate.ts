@@ -83,15 +83,16 @@ export interface EvaluateOptions extends ExtractOptions {
 }
 
 /**
- * Evaluates centroids [K, D] on a labelled dataset.
+ * The [K, classes] confusion matrix of centroids [K, D] on a labelled dataset: pixel counts of
+ * (predicted cluster, label), ignore-index pixels excluded.
  */
-export async function evaluateCentroids(
+export async function confusionOnDataset(
   dataset: Dataset,
   backbone: Backbone,
   centroids: Float32Array,
   k: number,
   options: EvaluateOptions = {},
-): Promise<SegmentationMetrics> {
+): Promise<{ confusion: Float64Array; images: number }> {
   requireLabels(dataset);
   const info = dataset.info;
   const numClasses = info.classes.length;
@@ -113,7 +114,22 @@ export async function evaluateCentroids(
     accumulateConfusion(confusion, k, numClasses, predictions, label.data, info.ignoreIndex);
     images++;
   }
-  const metrics = unsupervisedMetrics(confusion, k, numClasses, info.classes);
+  return { confusion, images };
+}
+
+/**
+ * Evaluates centroids [K, D] on a labelled dataset.
+ */
+export async function evaluateCentroids(
+  dataset: Dataset,
+  backbone: Backbone,
+  centroids: Float32Array,
+  k: number,
+  options: EvaluateOptions = {},
+): Promise<SegmentationMetrics> {
+  const { confusion, images } = await confusionOnDataset(dataset, backbone, centroids, k, options);
+  const classes = dataset.info!.classes;
+  const metrics = unsupervisedMetrics(confusion, k, classes.length, classes);
   return {
     mIoU: metrics.mIoU,
     pixelAccuracy: metrics.pixelAccuracy,
