@@ -1,5 +1,6 @@
 // Dense-CRF refinement on CamVid val: mIoU of trained models without and with the CRF, and the time
-// the refinement takes per 480x360 image (median), by CRF working size. The unrefined mask's own
+// the refinement takes per 480x360 image (median wall and CPU time; the CRF runs on one thread), by
+// CRF working size. The unrefined mask's own
 // time (nearest centroid, bilinear upsampling to the image) is measured in the same run as an anchor.
 // Usage: node bench/crf/run.mjs --models models/a.safetensors,models/b.safetensors,... [--working-pixels 12000,50000]
 //        [--images N] [--iterations 10]
@@ -47,6 +48,7 @@ for (const path of modelPaths) {
   const unit = normalizeRows(model.centroids, k, model.codeDim);
   const confusion = { none: createConfusion(k, classes.length), ...Object.fromEntries(sizes.map((s) => [s, createConfusion(k, classes.length)])) };
   const ms = { none: [], ...Object.fromEntries(sizes.map((s) => [s, []])) };
+  const cpuMs = Object.fromEntries(sizes.map((s) => [s, []]));
   for await (const { item, features } of extractFeatures(items, backbone, { cacheDir: '.fuss/cache' })) {
     const label = await readLabelMap(item, val.info);
     const image = await decodeRgb(item.imagePath);
@@ -58,20 +60,23 @@ for (const path of modelPaths) {
     const scores = cosineScores(codes, unit, k);
     for (const size of sizes) {
       started = performance.now();
+      const cpu = process.cpuUsage();
       const refined = refineWithCrf(image, scores, k, codes.height, codes.width, { workingPixels: size, iterations });
       ms[size].push(performance.now() - started);
+      const used = process.cpuUsage(cpu);
+      cpuMs[size].push((used.user + used.system) / 1000);
       accumulateConfusion(confusion[size], k, classes.length, refined, label.data, val.info.ignoreIndex);
     }
   }
   const score = (key) => unsupervisedMetrics(confusion[key], k, classes.length, classes);
   const plain = score('none');
   const run = { model: path, images: items.length, unrefined: { mIoU: plain.mIoU, pixelAccuracy: plain.pixelAccuracy, msPerImage: median(ms.none) }, crf: [] };
-  rows.push({ model: path, refine: 'none', 'working size': '-', mIoU: plain.mIoU.toFixed(2), gain: '-', 'pixel acc': plain.pixelAccuracy.toFixed(2), 'ms/image': median(ms.none).toFixed(1) });
+  rows.push({ model: path, refine: 'none', 'working size': '-', mIoU: plain.mIoU.toFixed(2), gain: '-', 'pixel acc': plain.pixelAccuracy.toFixed(2), 'ms/image': median(ms.none).toFixed(1), 'cpu ms/image': '-' });
   for (const size of sizes) {
     const m = score(size);
     const factor = Math.max(1, Math.ceil(Math.sqrt((480 * 360) / size)));
-    run.crf.push({ workingPixels: size, factor, mIoU: m.mIoU, gain: m.mIoU - plain.mIoU, pixelAccuracy: m.pixelAccuracy, msPerImage: median(ms[size]), msAll: ms[size] });
-    rows.push({ model: path, refine: 'crf', 'working size': `${Math.ceil(480 / factor)}x${Math.ceil(360 / factor)} (1/${factor})`, mIoU: m.mIoU.toFixed(2), gain: (m.mIoU - plain.mIoU).toFixed(2), 'pixel acc': m.pixelAccuracy.toFixed(2), 'ms/image': median(ms[size]).toFixed(1) });
+    run.crf.push({ workingPixels: size, factor, mIoU: m.mIoU, gain: m.mIoU - plain.mIoU, pixelAccuracy: m.pixelAccuracy, msPerImage: median(ms[size]), cpuMsPerImage: median(cpuMs[size]), msAll: ms[size] });
+    rows.push({ model: path, refine: 'crf', 'working size': `${Math.ceil(480 / factor)}x${Math.ceil(360 / factor)} (1/${factor})`, mIoU: m.mIoU.toFixed(2), gain: (m.mIoU - plain.mIoU).toFixed(2), 'pixel acc': m.pixelAccuracy.toFixed(2), 'ms/image': median(ms[size]).toFixed(1), 'cpu ms/image': median(cpuMs[size]).toFixed(1) });
   }
   runs.push(run);
   console.error(`${path}: done`);

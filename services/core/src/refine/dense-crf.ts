@@ -136,7 +136,9 @@ class SmoothnessKernel {
     private readonly height: number,
     std: number,
   ) {
-    this.radius = Math.max(1, Math.ceil(GAUSSIAN_TRUNCATION * std));
+    // Taps beyond GAUSSIAN_TRUNCATION θ are dropped; below θ = 1/3 pixel none is left (a neighbour's
+    // weight would be under e^-4.5 = 1.1%), and the kernel is the identity.
+    this.radius = Math.floor(GAUSSIAN_TRUNCATION * std + 1e-9);
     this.taps = Float64Array.from({ length: this.radius + 1 }, (_, t) => Math.exp(-(t * t) / (2 * std * std)));
     const sumX = this.windowSums(width);
     const sumY = this.windowSums(height);
@@ -159,6 +161,10 @@ class SmoothnessKernel {
   filterInto(out: Float32Array, input: Float32Array, planes: number): void {
     const { width, height, taps, radius, norm, rows, scaled } = this;
     const n = width * height;
+    if (radius === 0) {
+      out.set(input.subarray(0, n * planes));
+      return;
+    }
     // Tap by tap over whole rows and columns, so every loop streams through memory.
     for (let c = 0; c < planes; c++) {
       const plane = out.subarray(c * n, (c + 1) * n);
