@@ -17,7 +17,7 @@ export const evaluateCommand: Command = {
     { name: 'restarts', type: 'integer', arg: 'N', description: 'k-means restarts', default: 3, min: 1 },
     { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed', default: 0 },
     { name: 'refine', type: 'string', arg: 'MODE', description: 'Refine predictions before scoring: crf (dense CRF on the image, as STEGO\'s evaluation)', default: 'none', choices: ['none', 'crf'] },
-    { name: 'crf-working-pixels', type: 'integer', arg: 'N', description: 'With --refine crf: the CRF runs on the image box-downsampled to at most N pixels (default 12000)', min: 1 },
+    { name: 'crf-working-pixels', type: 'integer', arg: 'N', description: 'With --refine crf: the CRF runs on the image box-downsampled to at most N pixels (default 8000)', min: 1 },
     { name: 'json', type: 'boolean', description: 'Print the metrics as JSON on stdout' },
   ],
   examples: [

@@ -73,7 +73,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(healthRoutes, { db: deps.db });
   await metricsPlugin(app);
   await app.register(federationRoutes, { federations, auth });
-  await app.register(classRoutes, { classes: createClassesService({ prisma: deps.db.prisma, federations }), auth });
+  // Class names: their routes, and (for /segment's JSON and overlays) the service.
+  const classes = createClassesService({ prisma: deps.db.prisma, federations });
+  await app.register(classRoutes, { classes, auth });
   const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
   await app.register(roundRoutes, { rounds, auth });
   app.decorate('rounds', rounds);
