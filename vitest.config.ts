@@ -6,9 +6,25 @@ export default defineConfig({
   resolve: { conditions: ['source'] },
   ssr: { resolve: { conditions: ['source'], externalConditions: ['source'] } },
   test: {
-    include: ['services/*/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts', 'cli/src/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['services/*/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts', 'cli/src/**/*.test.ts', 'test/**/*.test.ts'],
+          exclude: ['test/hostile/**', '**/node_modules/**'],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Measures latencies under attack and load: runs after the others, one file at a time, so
+        // nothing else competes for the cores.
+        extends: true,
+        test: { name: 'hostile', include: ['test/hostile/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -4,7 +4,7 @@ import { writeFile, mkdir } from 'node:fs/promises';
 import { buildApp, openDatabase } from '@fuss/aggregator';
 
 const db = await openDatabase({ pgliteDir: 'memory://' });
-const app = await buildApp({ db, config: { adminToken: 'x'.repeat(16), bodyLimit: 1024 } });
+const app = await buildApp({ db, config: { adminToken: 'x'.repeat(16) } });
 await app.ready();
 await mkdir('openapi', { recursive: true });
 await writeFile('openapi/openapi.json', `${JSON.stringify(app.swagger(), null, 2)}\n`);

@@ -6,7 +6,7 @@ import { buildApp, openDatabase } from '@fuss/aggregator';
 
 const [databaseUrl, roundId] = process.argv.slice(2);
 const db = await openDatabase({ databaseUrl });
-const app = await buildApp({ db, config: { adminToken: 'bench-admin-token-0123456789', bodyLimit: 1024 }, logger: { level: 'error' } });
+const app = await buildApp({ db, config: { adminToken: 'bench-admin-token-0123456789' }, logger: { level: 'error' } });
 await app.ready();
 global.gc?.();
 const rssBefore = process.memoryUsage().rss;

@@ -10,9 +10,9 @@ import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { buildApp, openDatabase } from '@fuss/aggregator';
+import { buildApp, openDatabase, SegmentPool } from '@fuss/aggregator';
 import {
-  Backbone, assignPixels, createEngine, createRng, encodeModel, featureConfigKey, headCodeFunction, initCentroids, initHead, normalizeRows, readImageSize, sha256Hex,
+  Backbone, assignPixels, createEngine, createRng, encodeModel, featureConfigKey, headCodeFunction, initCentroids, initHead, normalizeRows, readImageSize,
 } from '@fuss/core';
 import { median, printTable, sharedAssets, writeResults } from '../common.mjs';
 
@@ -80,7 +80,7 @@ console.error(`update size: ${(update.length / 1e6).toFixed(2)} MB`);
 for (const kind of values.databases.split(',')) {
   const { db, dispose } = await openBenchDatabase(kind);
   await db.migrate();
-  const app = await buildApp({ db, config: { adminToken: ADMIN, bodyLimit: 64 * 1024 * 1024 }, logger: { level: 'error' } });
+  const app = await buildApp({ db, config: { adminToken: ADMIN }, logger: { level: 'error' } });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const base = `http://127.0.0.1:${app.server.address().port}`;
 
@@ -112,11 +112,13 @@ for (const kind of values.databases.split(',')) {
   for (const n of sizes) {
     const { id: fid } = await createFederation(base, n + 1, 0);
     const round = await db.prisma.round.findFirstOrThrow({ where: { federationId: fid, number: 1 } });
+    // Every stored update names the same blob (the store keeps one copy); each is read and decoded anew.
+    const updateSha = await db.blobs.put(update);
     for (let i = 0; i < n; i += 50) {
       const batch = [];
       for (let j = i; j < Math.min(n, i + 50); j++) {
         const participant = await db.prisma.participant.create({ data: { federationId: fid, name: `a${j}`, enrolmentIndex: j, tokenHash: randomBytes(32).toString('hex') } });
-        batch.push({ roundId: round.id, participantId: participant.id, samples: 10 + (j % 7), sha256: sha256Hex(update), weights: update });
+        batch.push({ roundId: round.id, participantId: participant.id, samples: 10 + (j % 7), sha256: updateSha, size: update.length });
       }
       await db.prisma.update.createMany({ data: batch });
     }
@@ -150,11 +152,14 @@ for (const kind of values.databases.split(',')) {
 // (3) /segment latency against the compute alone, with the MobileNetV2 backbone on a CamVid image.
 if (parts.includes('segment')) {
 const assets = sharedAssets();
-const backbone = await Backbone.open(assets.mobilenet);
-const engine = await createEngine('onnx');
+// The compute alone on the same single thread the server's worker gets.
+const backbone = await Backbone.open(assets.mobilenet, { threads: 1 });
+const engine = await createEngine('onnx', { threads: 1 });
 const dbs = await openBenchDatabase('pglite');
 await dbs.db.migrate();
-const app = await buildApp({ db: dbs.db, config: { adminToken: ADMIN, bodyLimit: 64 * 1024 * 1024 }, backbone, engine });
+// As fuss server runs it: one worker thread with all but one core.
+const pool = await SegmentPool.start({ backbonePath: assets.mobilenet, workers: 1, queue: 8, threads: 1, timeoutMs: 30_000 });
+const app = await buildApp({ db: dbs.db, config: { adminToken: ADMIN }, segmentPool: pool });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const base = `http://127.0.0.1:${app.server.address().port}`;
 const created = await fetch(`${base}/v1/federations`, { method: 'POST', headers: { ...auth(ADMIN), 'content-type': 'application/json' }, body: JSON.stringify({ name: 'seg', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor), channels: 768 }, k: 11, rounds: 1, localSteps: 1, maxParticipants: 1 }) });
@@ -178,6 +183,7 @@ for (let i = 0; i < 23; i++) {
 }
 rows.push({ database: 'pglite', work: 'POST /segment 480x360 JPEG (PNG mask)', result: `median ${median(http).toFixed(1)} ms`, p50: `compute alone ${median(compute).toFixed(1)} ms`, p99: `overhead ${(median(http) - median(compute)).toFixed(1)} ms`, 'peak RSS': '' });
 await app.close();
+await pool.close();
 await dbs.dispose();
 await engine.dispose();
 await backbone.close();

@@ -7,6 +7,8 @@ import { main } from './index.js';
 import type { CliIo } from './io.js';
 import { buildTinyVit } from '../../services/core/src/test-support/tiny-backbones.js';
 import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../../services/core/src/test-support/fixtures.js';
+import { DEVICE_REQUESTS, probeProvider } from '../../services/core/src/device/execution-device.js';
+import { DEVICE_CHOICES } from './commands/shared.js';
 
 function fakeIo(env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
@@ -46,7 +48,7 @@ describe('fuss (dispatch and help)', () => {
       [['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', 'many'], /--kmeans must be an integer \(got "many"\)/],
       [['evaluate', '--data', data, '--backbone', models.cnn, '--kmeans', '0'], /--kmeans must be at least 1/],
       [['features', '--data', data, '--backbone', models.cnn, '--bogus'], /Unknown option '--bogus'/],
-      [['features', '--data', data, '--backbone', models.cnn, '--device', 'tpu'], /--device must be one of cpu, cuda/],
+      [['features', '--data', data, '--backbone', models.cnn, '--device', 'tpu'], /--device must be one of auto, cpu, webgpu, cuda/],
       [['backbone', 'pull', 'dino-huge'], /unknown backbone "dino-huge"/],
     ];
     for (const [argv, message] of cases) {
@@ -145,6 +147,19 @@ describe('fuss train and evaluate --model', () => {
     const out = join(dir.path, 'model-onnx.safetensors');
     expect(await main(trainArgs(join(dir.path, 'resumed.safetensors'), ['--resume', out]), resumed.io), resumed.stderr()).toBe(0);
     expect(JSON.parse(resumed.stdout()).steps).toBe(30);
+  });
+
+  it('--device webgpu trains, on WebGPU where it works, else on the CPU after one fallback line', async () => {
+    const webgpu = await probeProvider('webgpu');
+    const r = fakeIo();
+    expect(await main(trainArgs(join(dir.path, 'model-webgpu.safetensors'), ['--engine', 'onnx', '--device', 'webgpu']), r.io), r.stderr()).toBe(0);
+    const deviceLines = r.stderr().split('\n').filter((l) => /webgpu|fall/.test(l));
+    expect(deviceLines).toEqual([webgpu.available ? 'device: webgpu (requested)' : `device: cpu (webgpu requested but unavailable: ${webgpu.reason})`]);
+    expect(JSON.parse(r.stdout())).toMatchObject({ steps: 15, engine: 'onnx', device: webgpu.available ? 'webgpu' : 'cpu' });
+  });
+
+  it('offers the devices @fuss/core resolves', () => {
+    expect([...DEVICE_CHOICES]).toEqual([...DEVICE_REQUESTS]);
   });
 
   it('refuses a model of another backbone and bad training options', async () => {

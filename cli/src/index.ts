@@ -14,11 +14,12 @@ import { federationCreateCommand, participantAddCommand } from './commands/feder
 import { segmentCommand } from './commands/segment.js';
 import { classesSetCommand, classesShowCommand } from './commands/classes.js';
 import { labelCommand } from './commands/label.js';
+import { doctorCommand } from './commands/doctor.js';
 
 export const COMMANDS: Command[] = [
   serverCommand, federationCreateCommand, participantAddCommand, joinCommand, segmentCommand,
   classesShowCommand, classesSetCommand, labelCommand,
-  featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand,
+  featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand, doctorCommand,
 ];
 
 function topLevelHelp(): string {

@@ -141,7 +141,7 @@ describe('fuss classes and fuss label against a server', () => {
   beforeAll(async () => {
     db = await openDatabase({ pgliteDir: 'memory://' });
     await db.migrate();
-    app = await buildApp({ db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 } });
+    app = await buildApp({ db, config: { adminToken: ADMIN } });
     await app.listen({ port: 0, host: '127.0.0.1' });
     server = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const backbone = await Backbone.open(models.cnn);

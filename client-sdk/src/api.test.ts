@@ -31,7 +31,7 @@ describe('FussApi against the aggregation server', () => {
   beforeAll(async () => {
     db = await openDatabase({ pgliteDir: 'memory://' });
     await db.migrate();
-    app = await buildApp({ db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 } });
+    app = await buildApp({ db, config: { adminToken: ADMIN } });
     await app.listen({ port: 0, host: '127.0.0.1' });
     baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   });
@@ -73,7 +73,8 @@ describe('FussApi against the aggregation server', () => {
     expect(first).toEqual({ accepted: true, duplicate: false, round: 1, count: 1, status: 201, bytes: bytes.byteLength });
     // A retry of the same bytes counts once.
     expect(await site.uploadUpdate(federation.id, 1, bytes, { samples: 12 })).toMatchObject({ accepted: false, duplicate: true, status: 200 });
-    // The round was full: aggregated into version 1, round 2 open.
+    // The round was full: aggregated (after the answer) into version 1, round 2 open.
+    await app.rounds.idle();
     expect(decodeModel(await site.downloadModel(federation.id, 'latest')).version).toBe(1);
     const history = await site.roundHistory(federation.id);
     expect(history.rounds.map((r) => [r.number, r.state, r.updates])).toEqual([

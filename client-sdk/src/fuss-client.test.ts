@@ -32,7 +32,7 @@ beforeAll(async () => {
   await opened.close();
   db = await openDatabase({ pgliteDir: 'memory://' });
   await db.migrate();
-  app = await buildApp({ db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 } });
+  app = await buildApp({ db, config: { adminToken: ADMIN } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   admin = new FussApi({ baseUrl, token: ADMIN });

@@ -13,8 +13,8 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import {
   Backbone, calibrateParticipantShifts, ConfigError, createEngine, decodeModel, encodeModel, featureConfigKey, FussError, loadFeatureStore,
-  localRoundTrainerOptions, openDataset, participantBatchOptions, TRAINING_DEFAULTS, trainModel,
-  type FeatureStore, type HeadParams, type PairTerms, type Regularizer, type RegularizerScope, type SegmentationModel, type StepEvent, type TrainingEngine,
+  localRoundTrainerOptions, openDataset, participantBatchOptions, resolveDevice, TRAINING_DEFAULTS, trainModel,
+  type DeviceRequest, type FeatureStore, type ResolvedDevice, type HeadParams, type PairTerms, type Regularizer, type RegularizerScope, type SegmentationModel, type StepEvent, type TrainingEngine,
 } from '@fuss/core';
 import { FussApi, type FussApiOptions } from './api.js';
 
@@ -25,7 +25,12 @@ export interface FussClientOptions extends FussApiOptions {
   backbone: string;
   /** Feature cache and participant state; default `.fuss/cache`. */
   cacheDir?: string;
-  /** onnxruntime settings of the backbone (threads, device). */
+  /**
+   * Execution device of the backbone and the onnx engine: `auto` (default) tries cuda, then webgpu,
+   * then cpu, and logs one line of the choice; an unavailable provider falls back to the CPU.
+   */
+  device?: DeviceRequest;
+  /** onnxruntime settings of the backbone (threads; a device here overrides `device`). */
   backboneOptions?: Parameters<typeof Backbone.open>[1];
   /** Training engine: auto (default), onnx or tfjs; or an engine object the caller owns. */
   engine?: string | TrainingEngine;
@@ -234,7 +239,11 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
     if (this.identity) return this.identity;
     const me = await this.api.me();
     const federation = await this.api.getFederation(me.federationId);
-    this.backbone ??= await Backbone.open(this.options.backbone, this.options.backboneOptions);
+    this.backbone ??= await Backbone.open(this.options.backbone, {
+      ...this.options.backboneOptions,
+      device: this.options.backboneOptions?.device ?? (await this.device()),
+      log: this.options.backboneOptions?.log ?? this.log,
+    });
     const descriptor = this.backbone.descriptor;
     if (descriptor.sha256 !== federation.backbone.sha256) {
       throw new BackboneMismatchError(
@@ -248,12 +257,20 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
     return this.identity;
   }
 
+  private deviceChoice?: Promise<ResolvedDevice>;
+  /** `options.device` resolved once, so the backbone and the engine share one choice and one log line. */
+  private device(): Promise<ResolvedDevice> {
+    this.deviceChoice ??= resolveDevice(this.options.device ?? 'auto', { log: this.log });
+    return this.deviceChoice;
+  }
+
   private async trainingEngine(): Promise<TrainingEngine> {
     if (this.engine) return this.engine;
     if (typeof this.options.engine === 'object') {
       this.engine = this.options.engine;
     } else {
-      this.engine = await createEngine(this.options.engine ?? 'auto', { ...this.options.engineOptions, log: this.log });
+      const device = this.options.engineOptions?.device ?? (await this.device());
+      this.engine = await createEngine(this.options.engine ?? 'auto', { ...this.options.engineOptions, device, log: this.log });
       this.ownsEngine = true;
     }
     return this.engine;

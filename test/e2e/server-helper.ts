@@ -12,9 +12,13 @@ export interface ServerProcess {
   output: () => string;
 }
 
-/** Starts `fuss server --port 0` and resolves with its URL once it listens. */
+/**
+ * Starts `fuss server --port 0` and resolves with its URL once it listens. With PROFILE_SERVER=DIR in
+ * the environment, the server writes a CPU profile there when it stops (for looking into a slow test).
+ */
 export async function startServer(env: NodeJS.ProcessEnv, args: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [BIN, 'server', '--port', '0', ...args], {
+  const profile = process.env.PROFILE_SERVER ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROFILE_SERVER}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'server', '--port', '0', ...args], {
     env: { ...process.env, FUSS_ADMIN_TOKEN: ADMIN, DATABASE_URL: '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

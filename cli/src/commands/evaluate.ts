@@ -1,5 +1,5 @@
 import type { Command } from '../options.js';
-import { BACKBONE_OPTIONS, cacheDirOf, openBackbone } from './shared.js';
+import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, resolveCliDevice } from './shared.js';
 import { createProgress } from '../progress.js';
 import { UsageError } from '../options.js';
 
@@ -32,7 +32,8 @@ export const evaluateCommand: Command = {
     const core: typeof import('@fuss/core') = await import('@fuss/core');
     const evalSet = await core.openDataset(values.data as string);
     core.requireLabels(evalSet);
-    const backbone = await openBackbone(values, io);
+    const device = await resolveCliDevice(values, io);
+    const backbone = await openBackbone(values, io, device);
     const cacheDir = cacheDirOf(values);
     const log = (line: string) => io.stderr(`${line}\n`);
     const started = performance.now();
@@ -52,7 +53,7 @@ export const evaluateCommand: Command = {
           throw new core.FussError(`cannot read model ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
         }
         const model = core.decodeModel(bytes, { backboneSha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) }, path);
-        const engine = await core.createEngine('onnx', { threads: values.threads as number });
+        const engine = await core.createEngine('onnx', { threads: values.threads as number, device });
         disposers.push(() => engine.dispose());
         centroids = model.centroids;
         k = model.k;

@@ -1,6 +1,8 @@
+import type { DeviceRequest } from '@fuss/core';
 import type { Command } from '../options.js';
 import { createProgress, type Progress } from '../progress.js';
 import { retryLine, RETRY_OPTIONS, SERVER_OPTION, serverUrl } from './remote.js';
+import { DEVICE_OPTION } from './shared.js';
 
 export const joinCommand: Command = {
   name: 'join',
@@ -15,7 +17,7 @@ export const joinCommand: Command = {
     { name: 'cache', type: 'string', arg: 'DIR', description: 'Feature cache and participant state', default: '.fuss/cache', env: 'FUSS_CACHE' },
     { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
     { name: 'threads', type: 'integer', arg: 'N', description: 'onnxruntime intra-op threads for backbone and training (0: all cores)', default: 0, min: 0, env: 'FUSS_THREADS' },
-    { name: 'device', type: 'string', arg: 'DEVICE', description: 'Execution device; cuda falls back to cpu with a log line', default: 'cpu', choices: ['cpu', 'cuda'], env: 'FUSS_DEVICE' },
+    DEVICE_OPTION,
     ...RETRY_OPTIONS,
     { name: 'json', type: 'boolean', description: 'Print one JSON summary per round on stdout' },
   ],
@@ -32,7 +34,8 @@ export const joinCommand: Command = {
       token: values.token as string,
       data: values.data as string,
       backbone: values.backbone as string,
-      backboneOptions: { threads, device: values.device as 'cpu' | 'cuda', log },
+      device: values.device as DeviceRequest,
+      backboneOptions: { threads, log },
       engine: values.engine as string,
       engineOptions: { threads },
       cacheDir: values.cache as string,

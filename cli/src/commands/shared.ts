@@ -1,22 +1,46 @@
 // Options and helpers shared by commands that run a backbone.
 
-import type { Backbone } from '@fuss/core';
+import type { Backbone, DeviceRequest, ResolvedDevice } from '@fuss/core';
 import type { CliIo } from '../io.js';
 import { UsageError, type OptionSpec, type OptionValues } from '../options.js';
+
+/** Kept equal to @fuss/core's DEVICE_REQUESTS (a test checks) so that the help needs no heavy import. */
+export const DEVICE_CHOICES = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
+
+export const DEVICE_OPTION: OptionSpec = {
+  name: 'device',
+  type: 'string',
+  arg: 'DEVICE',
+  description: 'onnxruntime execution provider of the backbone and the onnx engine; auto tries cuda, then webgpu, then cpu, and an unavailable one falls back to cpu with one log line',
+  default: 'auto',
+  choices: DEVICE_CHOICES,
+  env: 'FUSS_DEVICE',
+};
+
+/** Resolves --device once per command, logging the one line of the choice. */
+export async function resolveCliDevice(values: OptionValues, io: CliIo): Promise<ResolvedDevice> {
+  const { resolveDevice } = await import('@fuss/core');
+  return resolveDevice(values.device as DeviceRequest, { log: (line) => io.stderr(`${line}\n`) });
+}
 
 export const BACKBONE_OPTIONS: OptionSpec[] = [
   { name: 'backbone', type: 'string', arg: 'ONNX', description: 'Backbone model (.onnx) or descriptor (.backbone.json)', env: 'FUSS_BACKBONE', required: true },
   { name: 'outputs', type: 'string', arg: 'NAMES', description: 'Comma-separated backbone outputs to use (default: the descriptor\'s)' },
   { name: 'input-size', type: 'string', arg: 'POLICY', description: 'Input sizing: native[/M], WxH or short:S[/M] (default: the descriptor\'s)' },
   { name: 'threads', type: 'integer', arg: 'N', description: 'onnxruntime intra-op threads (0: all cores)', default: 0, min: 0, env: 'FUSS_THREADS' },
-  { name: 'device', type: 'string', arg: 'DEVICE', description: 'Execution device; cuda falls back to cpu with a log line', default: 'cpu', choices: ['cpu', 'cuda'], env: 'FUSS_DEVICE' },
+  DEVICE_OPTION,
   { name: 'cache', type: 'string', arg: 'DIR', description: 'Feature cache folder', default: '.fuss/cache', env: 'FUSS_CACHE' },
   { name: 'no-cache', type: 'boolean', description: 'Neither read nor write the feature cache' },
 ];
 
-export async function openBackbone(values: OptionValues, io: CliIo): Promise<Backbone> {
+/** Opens --backbone on `device` (default: --device resolved here). */
+export async function openBackbone(values: OptionValues, io: CliIo, device?: ResolvedDevice): Promise<Backbone> {
   const core = await import('@fuss/core');
-  const overrides: Parameters<typeof core.Backbone.open>[1] = { threads: values.threads as number, device: values.device as 'cpu' | 'cuda', log: (line) => io.stderr(`${line}\n`) };
+  const overrides: Parameters<typeof core.Backbone.open>[1] = {
+    threads: values.threads as number,
+    device: device ?? (await resolveCliDevice(values, io)),
+    log: (line) => io.stderr(`${line}\n`),
+  };
   const outputs = values.outputs as string | undefined;
   const inputSize = values['input-size'] as string | undefined;
   const backbone = await core.Backbone.open(values.backbone as string, {

@@ -36,6 +36,8 @@ export interface OverHttpSettings {
   /** onnxruntime threads per participant process (0: cores / participants). */
   threads: number;
   engine: string;
+  /** Execution device each participant process uses (resolved by the simulator, so they agree). */
+  device: string;
   backbonePath: string;
   databaseUrl?: string;
   out?: string;
@@ -156,7 +158,7 @@ export async function simulateOverHttp(
     const summaries: RoundSummary[][] = groups.map(() => []);
     const participants = tokens.map((token, i) => {
       const running = run(
-        ['join', '--server', url, '--data', folders[i], '--backbone', settings.backbonePath, '--cache', cacheDir, '--engine', settings.engine, '--threads', String(threads), '--json'],
+        ['join', '--server', url, '--data', folders[i], '--backbone', settings.backbonePath, '--cache', cacheDir, '--engine', settings.engine, '--device', settings.device, '--threads', String(threads), '--json'],
         { FUSS_TOKEN: token },
         (line) => {
           const summary = JSON.parse(line) as RoundSummary;

@@ -2,7 +2,7 @@ import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, parseModules } from './shared.js';
+import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, resolveCliDevice, parseModules } from './shared.js';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -53,8 +53,9 @@ export const simulateCommand: Command = {
     if (k === undefined) throw new UsageError('give --k: the training data has no dataset.json to take the number of classes from');
     if (values['over-http'] && values.baseline) throw new UsageError('--over-http runs a federation; it does not combine with --baseline');
     if (values['over-http'] && (values.outputs || values['input-size'])) throw new UsageError('--over-http takes the backbone as it is: participants run it with its own descriptor (drop --outputs and --input-size)');
-    const backbone = await openBackbone(values, io);
-    const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, log });
+    const device = await resolveCliDevice(values, io);
+    const backbone = await openBackbone(values, io, device);
+    const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, device, log });
     const out = values.out as string | undefined;
     if (out) await mkdir(out, { recursive: true });
     const options = {
@@ -99,7 +100,7 @@ export const simulateCommand: Command = {
       if (values['over-http']) {
         const { simulateOverHttp } = await import('./simulate-over-http.js');
         const result = await simulateOverHttp(train, evaluation, backbone, engine, {
-          ...options, evalEvery: options.evalEvery, threads: values.threads as number, engine: values.engine as string, backbonePath: values.backbone as string, databaseUrl: values['database-url'] as string | undefined, out,
+          ...options, evalEvery: options.evalEvery, threads: values.threads as number, engine: values.engine as string, device: device.name, backbonePath: values.backbone as string, databaseUrl: values['database-url'] as string | undefined, out,
         }, io);
         const summary = {
           settings: { ...settings, overHttp: true },

@@ -2,7 +2,7 @@ import { writeFile, readFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { BACKBONE_OPTIONS, cacheDirOf, openBackbone } from './shared.js';
+import { BACKBONE_OPTIONS, cacheDirOf, openBackbone, resolveCliDevice } from './shared.js';
 import { createProgress } from '../progress.js';
 
 export const trainCommand: Command = {
@@ -42,9 +42,10 @@ export const trainCommand: Command = {
       shiftMode === 'calibrate' ? undefined : shiftMode === 'stego' ? { ...core.TRAINING_DEFAULTS.stegoShifts } : parseTerms(shiftMode, '--shifts');
     const quantiles = parseTerms(values['shift-quantiles'] as string, '--shift-quantiles');
     const dataset = await core.openDataset(values.data as string);
-    const backbone = await openBackbone(values, io);
+    const device = await resolveCliDevice(values, io);
+    const backbone = await openBackbone(values, io, device);
     const featureKey = core.featureConfigKey(backbone.descriptor);
-    const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, log });
+    const engine = await core.createEngine(values.engine as string, { threads: values.threads as number, device, log });
     try {
       const progressFeatures = createProgress(io, 'features', dataset.items.length);
       const store = await core.loadFeatureStore(dataset.items, backbone, { cacheDir: cacheDirOf(values), log, onProgress: (done) => progressFeatures.update(done) });
@@ -100,7 +101,7 @@ export const trainCommand: Command = {
           backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey },
           round: 0,
           version: 0,
-          info: { ...options, steps: startSteps + steps, engine: engine.name, images: store.images.length, finalLoss: last?.loss ?? null, clusterEntropy: last?.clusterEntropy ?? null },
+          info: { ...options, steps: startSteps + steps, engine: engine.name, device: engine.device, images: store.images.length, finalLoss: last?.loss ?? null, clusterEntropy: last?.clusterEntropy ?? null },
         });
         await mkdir(dirname(values.out as string), { recursive: true });
         await writeFile(values.out as string, bytes);
@@ -125,12 +126,13 @@ export const trainCommand: Command = {
         out: values.out,
         steps: startSteps + result.steps,
         engine: engine.name,
+        device: engine.device,
         finalLoss: last?.loss ?? null,
         clusterEntropy: last?.clusterEntropy ?? null,
         msPerStep: result.steps ? Number(((seconds * 1000) / result.steps).toFixed(1)) : null,
         seconds: Number(seconds.toFixed(2)),
       };
-      io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `wrote ${summary.out} after ${summary.steps} steps (${summary.msPerStep} ms/step, ${engine.name}); final loss ${summary.finalLoss?.toFixed(4)}, assignment entropy ${summary.clusterEntropy?.toFixed(2)}\n`);
+      io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `wrote ${summary.out} after ${summary.steps} steps (${summary.msPerStep} ms/step, ${engine.name} on ${engine.device}); final loss ${summary.finalLoss?.toFixed(4)}, assignment entropy ${summary.clusterEntropy?.toFixed(2)}\n`);
       return 0;
     } finally {
       await engine.dispose();

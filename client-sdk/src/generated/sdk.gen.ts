@@ -29,7 +29,7 @@ export const health = <ThrowOnError extends boolean = false>(options?: Options<H
 export const ready = <ThrowOnError extends boolean = false>(options?: Options<ReadyData, ThrowOnError>) => (options?.client ?? client).get<ReadyResponses, ReadyErrors, ThrowOnError>({ url: '/readyz', ...options });
 
 /**
- * Prometheus metrics
+ * Prometheus metrics (needs FUSS_METRICS_TOKEN or the admin token when a metrics token is set)
  */
 export const metrics = <ThrowOnError extends boolean = false>(options?: Options<MetricsData, ThrowOnError>) => (options?.client ?? client).get<MetricsResponses, MetricsErrors, ThrowOnError>({ url: '/metrics', ...options });
 
@@ -145,7 +145,9 @@ export const listRounds = <ThrowOnError extends boolean = false>(options: Option
 });
 
 /**
- * Segment an image (image/jpeg or image/png body) with a federation's global model: a mask of the image's size
+ * Segment an image (a JPEG or PNG body, or the file of a multipart/form-data body) with a federation's global model: a mask of the image's size
+ *
+ * Large images are resized for the backbone (FUSS_SEGMENT_MAX_SIDE) and the mask is brought back to the image size. 413 beyond FUSS_IMAGE_LIMIT bytes or FUSS_IMAGE_MAX_PIXELS pixels; 415 for anything that is not JPEG or PNG; 503 with Retry-After when every worker is busy.
  */
 export const segmentImage = <ThrowOnError extends boolean = false>(options: Options<SegmentImageData, ThrowOnError>) => (options.client ?? client).post<SegmentImageResponses, SegmentImageErrors, ThrowOnError>({
     security: [{ scheme: 'bearer', type: 'http' }],

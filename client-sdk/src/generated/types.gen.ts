@@ -887,11 +887,19 @@ export type SubmitUpdateErrors = {
     /**
      * Problem
      */
+    411: Problem;
+    /**
+     * Problem
+     */
     413: Problem;
     /**
      * Problem
      */
     500: Problem;
+    /**
+     * Problem
+     */
+    503: Problem;
 };
 
 export type SubmitUpdateError = SubmitUpdateErrors[keyof SubmitUpdateErrors];
@@ -970,7 +978,7 @@ export type SegmentImageData = {
         federation: string;
         version?: 'latest' | string;
         /**
-         * png: 8-bit class ids; json: ids as an array; overlay: colours over the image
+         * png: 8-bit class ids (16-bit when k > 256); json: ids as an array; overlay: colours over the image
          */
         format?: 'png' | 'json' | 'overlay';
     };
@@ -1005,7 +1013,19 @@ export type SegmentImageErrors = {
     /**
      * Problem
      */
+    415: Problem;
+    /**
+     * Problem
+     */
+    422: Problem;
+    /**
+     * Problem
+     */
     500: Problem;
+    /**
+     * Problem
+     */
+    503: Problem;
 };
 
 export type SegmentImageError = SegmentImageErrors[keyof SegmentImageErrors];

@@ -25,7 +25,7 @@ const federationBody = {
 beforeAll(async () => {
   test = await freshPglite();
   await test.db.migrate();
-  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 1024 * 1024 } });
+  app = await buildApp({ db: test.db, config: { adminToken: ADMIN } });
 });
 afterAll(async () => {
   await app.close();
@@ -140,5 +140,62 @@ describe('the committed OpenAPI document', () => {
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.statusCode).toBe(200);
     expect(metrics.body).toMatch(/fuss_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/);
+  });
+});
+
+describe('access, limits and configuration', () => {
+  it('authenticates before reading a body: a large body without a token is a 401, with the admin token a 413', async () => {
+    const big = JSON.stringify({ name: 'x'.repeat(2 * 1024 * 1024) });
+    expect((await app.inject({ method: 'POST', url: '/v1/federations', headers: { 'content-type': 'application/json' }, payload: big })).statusCode).toBe(401);
+    const tooLarge = await app.inject({ method: 'POST', url: '/v1/federations', headers: { ...admin, 'content-type': 'application/json' }, payload: big });
+    expect(tooLarge.statusCode).toBe(413);
+  });
+
+  it('refuses a federation whose model would not fit the update limit, saying why', async () => {
+    const response = await app.inject({ method: 'POST', url: '/v1/federations', headers: admin, payload: { ...federationBody, name: 'wide', backbone: { ...federationBody.backbone, channels: 8192 } } });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().detail).toMatch(/8192 channels.*takes 256\.\d MiB, above this server's update limit of 64\.0 MiB \(FUSS_UPDATE_LIMIT\)/);
+  });
+
+  it('caps problem details and refuses NUL characters in any JSON body or query', async () => {
+    const { capText } = await import('./plugins/problem-details.js');
+    expect(capText('a'.repeat(5000))).toMatch(/^a{1000}\.\.\. \(4000 more characters\)$/);
+    const nul = await app.inject({ method: 'POST', url: '/v1/federations', headers: admin, payload: { ...federationBody, name: 'a\u0000b' } });
+    expect([nul.statusCode, nul.json().detail]).toEqual([400, 'text must not contain NUL characters']);
+  });
+
+  it('needs a declared access on every /v1 route (a route without one is refused when it is added)', async () => {
+    const Fastify = (await import('fastify')).default;
+    const { authPlugin } = await import('./plugins/auth.js');
+    const bare = Fastify();
+    await bare.register(authPlugin, { adminToken: ADMIN, federations: { participantByToken: async () => undefined } });
+    expect(() => bare.get('/v1/forgotten', async () => 'open')).toThrow(/declares no config\.access/);
+    await bare.close();
+  });
+
+  it('without an admin token answers only requests addressed to a loopback name, and protects /metrics with its token', async () => {
+    const open = await buildApp({ db: test.db, config: { metricsToken: 'metrics-token-0123456789' } });
+    try {
+      expect((await open.inject({ method: 'GET', url: '/v1/federations' })).statusCode).toBe(200);
+      expect((await open.inject({ method: 'GET', url: '/v1/federations', headers: { host: 'fuss.attacker.example' } })).statusCode).toBe(403);
+      expect((await open.inject({ method: 'GET', url: '/healthz', headers: { host: 'fuss.attacker.example' } })).statusCode).toBe(403);
+      expect((await open.inject({ method: 'GET', url: '/v1/federations', headers: { origin: 'https://attacker.example' } })).statusCode).toBe(403);
+      expect((await open.inject({ method: 'GET', url: '/v1/federations', headers: { host: '127.0.0.1:8080', origin: 'http://localhost:8080' } })).statusCode).toBe(200);
+      expect((await open.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer wrong-token-0123456789' } })).statusCode).toBe(401);
+      expect((await open.inject({ method: 'GET', url: '/metrics', headers: { authorization: 'Bearer metrics-token-0123456789' } })).statusCode).toBe(200);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('reads every limit from its variable within bounds, and the README documents each one', async () => {
+    const { LIMIT_SETTINGS } = await import('./config.js');
+    expect(loadConfig({ FUSS_IMAGE_MAX_PIXELS: '4000000' }).limits.imagePixels).toBe(4_000_000);
+    expect(() => loadConfig({ FUSS_UPDATE_LIMIT: '12abc' })).toThrow(/FUSS_UPDATE_LIMIT must be an integer in 4096\.\./);
+    expect(() => loadConfig({ FUSS_SEGMENT_WORKERS: '0' })).toThrow(/FUSS_SEGMENT_WORKERS/);
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../../README.md', import.meta.url), 'utf8');
+    for (const setting of LIMIT_SETTINGS) expect(readme, setting.env).toContain(`\`${setting.env}\``);
+    for (const variable of ['DATABASE_URL', 'FUSS_DB_DIR', 'FUSS_BLOB_STORE', 'FUSS_BLOB_DIR', 'FUSS_ADMIN_TOKEN', 'FUSS_METRICS_TOKEN']) expect(readme).toContain(`\`${variable}\``);
   });
 });

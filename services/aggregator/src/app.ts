@@ -5,20 +5,21 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { Database } from './db/database.js';
-import type { ServerConfig } from './config.js';
+import { limitsWith, type ServerConfig, type ServerLimits } from './config.js';
 import { problemDetails } from './plugins/problem-details.js';
-import { createAuth } from './plugins/auth.js';
+import { authPlugin } from './plugins/auth.js';
 import { Problem, STANDARD_ERRORS } from './schemas/common.js';
 import { Federation, FederationCreate, FederationList, Participant, ParticipantCreate, ParticipantCreated } from './schemas/federations.js';
 import { createFederationsService } from './services/federations-service.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { federationRoutes } from './routes/federations.js';
-import { roundRoutes } from './routes/rounds.js';
+import { roundRoutes, UploadBudget } from './routes/rounds.js';
 import { segmentRoutes } from './routes/segment.js';
 import { createSegmentService } from './services/segment-service.js';
-import type { Backbone, TrainingEngine } from '@fuss/core';
-import { createRoundsService, type RoundsService } from './services/rounds-service.js';
+import type { SegmentPool } from './segmentation/worker-pool.js';
+import { createRoundsService, type RoundsDependencies, type RoundsService } from './services/rounds-service.js';
+import type { ModelComputer } from './aggregation/model-worker.js';
 import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 import { ClassLabel, ClassLabels } from './schemas/classes.js';
 import { classRoutes } from './routes/classes.js';
@@ -26,14 +27,19 @@ import { createClassesService } from './services/classes-service.js';
 
 export interface AppDependencies {
   db: Database;
-  config: Pick<ServerConfig, 'adminToken' | 'bodyLimit'>;
+  config: Pick<ServerConfig, 'adminToken' | 'metricsToken'> & { limits?: Partial<ServerLimits> };
   logger?: FastifyServerOptions['logger'];
   clock?: () => Date;
-  /** Backbone and engine for POST /segment (without them /segment answers 409). */
-  backbone?: Backbone;
-  engine?: TrainingEngine;
+  /** Workers holding the backbone for POST /segment (without them /segment answers 409). */
+  segmentPool?: SegmentPool;
   /** Check deadlines and abandoned aggregations this often (ms); off when undefined (tests call sweep). */
   sweepIntervalMs?: number;
+  /** Connection timeouts of the HTTP server (only meaningful when it listens). */
+  timeouts?: Pick<ServerLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>;
+  /** Where models are computed: the server passes its worker thread; default the calling thread. */
+  modelComputer?: ModelComputer;
+  /** Test hook of the rounds service (runs before an aggregation's commit). */
+  beforeCommit?: RoundsDependencies['beforeCommit'];
 }
 
 declare module 'fastify' {
@@ -43,9 +49,19 @@ declare module 'fastify' {
 }
 
 export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> {
+  const limits = limitsWith(deps.config.limits);
   const app = Fastify({
     logger: deps.logger ?? false,
-    bodyLimit: deps.config.bodyLimit,
+    // JSON routes; the update and image routes set their own limits.
+    bodyLimit: limits.jsonBodyBytes,
+    ...(deps.timeouts && {
+      requestTimeout: deps.timeouts.requestTimeoutMs,
+      keepAliveTimeout: deps.timeouts.keepAliveTimeoutMs,
+      // Socket inactivity in both directions: a stalled body, or a client that stopped reading.
+      connectionTimeout: deps.timeouts.idleTimeoutMs,
+      // Node checks the header and request timeouts this often (30 s by default).
+      http: { headersTimeout: deps.timeouts.headersTimeoutMs, connectionsCheckingInterval: 1000 },
+    }),
     // Tokens must not reach the logs: log the route, never the headers.
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
@@ -68,18 +84,27 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const federations = createFederationsService({ prisma: deps.db.prisma, clock: deps.clock });
-  const auth = createAuth({ adminToken: deps.config.adminToken, federations });
+  const federations = createFederationsService({ prisma: deps.db.prisma, blobs: deps.db.blobs, updateLimitBytes: limits.updateBytes, clock: deps.clock, computer: deps.modelComputer });
+  await app.register(authPlugin, { adminToken: deps.config.adminToken, metricsToken: deps.config.metricsToken, federations });
   await app.register(healthRoutes, { db: deps.db });
   await metricsPlugin(app);
-  await app.register(federationRoutes, { federations, auth });
+  await app.register(federationRoutes, { federations });
   // Class names: their routes, and (for /segment's JSON and overlays) the service.
   const classes = createClassesService({ prisma: deps.db.prisma, federations });
-  await app.register(classRoutes, { classes, auth });
-  const rounds = createRoundsService({ prisma: deps.db.prisma, clock: deps.clock, log: (line) => app.log.info(line) });
-  await app.register(roundRoutes, { rounds, auth });
+  await app.register(classRoutes, { classes });
+  const rounds = createRoundsService({
+    prisma: deps.db.prisma,
+    blobs: deps.db.blobs,
+    clock: deps.clock,
+    log: (line) => app.log.info(line),
+    leaseMs: limits.aggregationLeaseMs,
+    keepUpdateRounds: limits.keepUpdateRounds,
+    beforeCommit: deps.beforeCommit,
+    computer: deps.modelComputer,
+  });
+  await app.register(roundRoutes, { rounds, federations, uploadBytes: limits.updateBytes, budget: new UploadBudget(limits.uploadBytesInFlight) });
   app.decorate('rounds', rounds);
-  await app.register(segmentRoutes, { segment: createSegmentService({ backbone: deps.backbone, engine: deps.engine, federations }), auth });
+  await app.register(segmentRoutes, { segment: createSegmentService({ pool: deps.segmentPool, federations, limits }), imageBytes: limits.imageBytes });
   // Aggregations started by a final upload finish before the database closes.
   app.addHook('onClose', async () => rounds.idle());
   if (deps.sweepIntervalMs) {

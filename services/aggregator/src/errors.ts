@@ -26,3 +26,22 @@ export class ConflictError extends FussError {
     super(message, { status: 409, type });
   }
 }
+
+export class PayloadTooLargeError extends FussError {
+  constructor(message: string) {
+    super(message, { status: 413, type: 'payload-too-large' });
+  }
+}
+
+export class UnsupportedMediaTypeError extends FussError {
+  constructor(message: string) {
+    super(message, { status: 415, type: 'unsupported-media-type' });
+  }
+}
+
+/** The server is busy; the client should retry after `retryAfterSeconds` (sent as Retry-After). */
+export class ServiceUnavailableError extends FussError {
+  constructor(message: string, readonly retryAfterSeconds: number) {
+    super(message, { status: 503, type: 'overloaded' });
+  }
+}

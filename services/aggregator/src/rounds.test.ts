@@ -27,7 +27,7 @@ for (const [label, fresh] of databases) {
     beforeAll(async () => {
       test = await fresh();
       await test.db.migrate();
-      app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 }, clock: () => new Date(Date.now() + clockOffsetMs) });
+      app = await buildApp({ db: test.db, config: { adminToken: ADMIN }, clock: () => new Date(Date.now() + clockOffsetMs) });
     });
     afterAll(async () => {
       await app.close();
@@ -126,8 +126,8 @@ for (const [label, fresh] of databases) {
         await put(f.id, 1, f.as(0), update(41));
         await put(f.id, 1, f.as(1), update(42));
         const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
-        // A process claimed the round two minutes ago and was killed before committing.
-        await test.db.prisma.round.update({ where: { id: round.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(Date.now() - 120_000) } });
+        // A process claimed the round two minutes ago and was killed before committing: its lease lapsed.
+        await test.db.prisma.round.update({ where: { id: round.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(Date.now() - 120_000), leaseUntil: new Date(Date.now() - 120_000 + AGGREGATION_LEASE_MS) } });
         await app.rounds.sweep();
         const after = await test.db.prisma.round.findUniqueOrThrow({ where: { id: round.id } });
         expect(after.state).toBe('closed');
@@ -136,7 +136,7 @@ for (const [label, fresh] of databases) {
         const f2 = await setup({ maxParticipants: 3 });
         await put(f2.id, 1, f2.as(0), update(43));
         const round2 = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f2.id, number: 1 } });
-        await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date() } });
+        await test.db.prisma.round.update({ where: { id: round2.id }, data: { state: 'aggregating', aggregationStartedAt: new Date(), leaseUntil: new Date(Date.now() + AGGREGATION_LEASE_MS) } });
         await app.rounds.sweep();
         expect((await test.db.prisma.round.findUniqueOrThrow({ where: { id: round2.id } })).state).toBe('aggregating');
       });
@@ -147,8 +147,9 @@ for (const [label, fresh] of databases) {
         const f = await setup({ maxParticipants: 3 });
         await put(f.id, 1, f.as(0), update(51));
         const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
-        // A stored update damaged on disk: every aggregation attempt throws.
-        await test.db.prisma.update.updateMany({ where: { roundId: round.id }, data: { weights: new Uint8Array([1, 2, 3]) } });
+        // A stored update damaged in the blob store: every aggregation attempt throws.
+        const damaged = await test.db.blobs.put(new Uint8Array([1, 2, 3]));
+        await test.db.prisma.update.updateMany({ where: { roundId: round.id }, data: { sha256: damaged } });
         expect(await app.rounds.aggregate(round.id)).toBe(false);
         const states = async () => (await test.db.prisma.round.findMany({ where: { federationId: f.id }, orderBy: { number: 'asc' } })).map((r) => [r.state, r.aggregationAttempts]);
         expect(await states()).toEqual([['aggregating', 1]]);
@@ -219,7 +220,7 @@ for (const [label, fresh] of databases) {
           ['missing samples', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /samples/],
           ['bad metrics', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3&metrics=%7Bnope`, headers: { ...f.as(0), 'content-type': 'application/octet-stream' }, payload: good }), 400, /metrics/],
           ['JSON body', () => app.inject({ method: 'PUT', url: `/v1/federations/${f.id}/rounds/1/update?samples=3`, headers: { ...f.as(0), 'content-type': 'application/json' }, payload: { a: 1 } }), 415, /octet-stream/],
-          ['oversized body', () => put(f.id, 1, f.as(0), Buffer.alloc(5 * 1024 * 1024)), 413, /body/i],
+          ['oversized body', () => put(f.id, 1, f.as(0), Buffer.alloc(5 * 1024 * 1024)), 413, /5242880 bytes; this federation's models take at most/],
           ['unknown round', () => put(f.id, 9, f.as(0), good), 404, /no round 9/],
         ];
         const before = await snapshot();

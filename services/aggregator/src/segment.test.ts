@@ -6,11 +6,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { FastifyInstance } from 'fastify';
-import { Backbone, createEngine, featureConfigKey, type TrainingEngine } from '@fuss/core';
+import { Backbone, featureConfigKey } from '@fuss/core';
 import { buildTinyCnn } from '../../core/src/test-support/tiny-backbones.js';
 import { makeTempDir } from '../../core/src/test-support/fixtures.js';
 import { buildApp } from './app.js';
 import { freshPglite, type TestDatabase } from './test-support/databases.js';
+import { SegmentPool } from './segmentation/worker-pool.js';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
 const admin = { authorization: `Bearer ${ADMIN}` };
@@ -18,7 +19,7 @@ let dir: Awaited<ReturnType<typeof makeTempDir>>;
 let test: TestDatabase;
 let app: FastifyInstance;
 let backbone: Backbone;
-let engine: TrainingEngine;
+let pool: SegmentPool;
 let image: Buffer;
 
 beforeAll(async () => {
@@ -26,17 +27,17 @@ beforeAll(async () => {
   const modelPath = join(dir.path, 'tiny-cnn.onnx');
   await writeFile(modelPath, buildTinyCnn());
   backbone = await Backbone.open(modelPath);
-  engine = await createEngine('onnx', { threads: 1 });
+  pool = await SegmentPool.start({ backbonePath: modelPath, workers: 1, queue: 4, threads: 1, timeoutMs: 30_000 });
   test = await freshPglite();
   await test.db.migrate();
-  app = await buildApp({ db: test.db, config: { adminToken: ADMIN, bodyLimit: 4 * 1024 * 1024 }, backbone, engine });
+  app = await buildApp({ db: test.db, config: { adminToken: ADMIN }, segmentPool: pool });
   const rgb = Buffer.alloc(30 * 20 * 3).map((_, i) => (i % 3 === 0 ? 200 : (i * 7) % 256));
   image = await sharp(rgb, { raw: { width: 30, height: 20, channels: 3 } }).jpeg().toBuffer();
 });
 afterAll(async () => {
   await app.close();
   await test.dispose();
-  await engine.dispose();
+  await pool.close();
   await backbone.close();
   await dir.remove();
 });
@@ -86,8 +87,8 @@ describe('POST /segment', () => {
   it('answers clear 4xx errors', async () => {
     const id = await federation();
     const notImage = await segment(id, 'png', Buffer.from('this is not an image'), 'image/png');
-    expect(notImage.statusCode).toBe(400);
-    expect(notImage.json().detail).toMatch(/cannot read image the uploaded image/);
+    expect(notImage.statusCode).toBe(415);
+    expect(notImage.json().detail).toMatch(/JPEG or PNG/);
     const other = await federation('d'.repeat(64));
     const mismatch = await segment(other, 'png');
     expect(mismatch.statusCode).toBe(409);

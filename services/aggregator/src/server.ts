@@ -1,50 +1,101 @@
-// Starts the aggregation server: reads the configuration, opens and migrates the database, listens,
-// and shuts down cleanly on SIGINT/SIGTERM.
+// Starts the aggregation server: reads the configuration, opens and migrates the database, starts the
+// /segment workers, listens with bounded connections, and shuts down cleanly on SIGINT/SIGTERM.
 
+import { availableParallelism } from 'node:os';
+import pino from 'pino';
+import type { Server, Socket } from 'node:net';
 import { buildApp } from './app.js';
-import { loadConfig, type ServerConfig } from './config.js';
+import { loadConfig, type ServerConfig, type ServerLimits } from './config.js';
 import { openDatabase } from './db/database.js';
-import { Backbone, createEngine } from '@fuss/core';
+import { moveLegacyWeights } from './db/legacy-weights.js';
+import { collectGarbage } from './storage/garbage.js';
+import { SegmentPool } from './segmentation/worker-pool.js';
+import { threadModelComputer } from './aggregation/model-worker.js';
+import { resolveDevice, type DeviceRequest } from '@fuss/core';
 
 export interface RunningServer {
   url: string;
   close(): Promise<void>;
 }
 
+/** At most `max` open connections in all and `perAddress` from one client address; others are dropped. */
+export function limitConnections(server: Server, max: number, perAddress: number): void {
+  server.maxConnections = max;
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const count = (open.get(address) ?? 0) + 1;
+    if (count > perAddress) {
+      socket.destroy();
+      return;
+    }
+    open.set(address, count);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
 export async function startServer(
-  overrides: Partial<ServerConfig> = {},
+  overrides: Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<ServerLimits> } = {},
   env: NodeJS.ProcessEnv = process.env,
   log: (line: string) => void = () => undefined,
-  options: { backbonePath?: string } = {},
+  /** backbonePath enables POST /segment; device (default cpu) is where its backbone and head run. */
+  options: { backbonePath?: string; device?: DeviceRequest } = {},
 ): Promise<RunningServer> {
   const config = loadConfig(env, overrides);
-  const backbone = options.backbonePath ? await Backbone.open(options.backbonePath, { log }) : undefined;
-  const engine = backbone ? await createEngine('onnx', { log }) : undefined;
-  if (backbone) log(`segmentation backbone: ${backbone.descriptor.id} (sha256 ${backbone.descriptor.sha256.slice(0, 12)}...)`);
-  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir });
+  const { limits } = config;
+  // Resolved once here (one log line); the /segment workers open their sessions on it.
+  const device = options.backbonePath ? await resolveDevice(options.device ?? 'cpu', { log }) : undefined;
+  const pool = options.backbonePath
+    ? await SegmentPool.start({
+        backbonePath: options.backbonePath,
+        device,
+        workers: limits.segmentWorkers,
+        queue: limits.segmentQueue,
+        // One core is left to the event loop (and the database, when it is embedded).
+        threads: Math.max(1, Math.floor((availableParallelism() - 1) / limits.segmentWorkers)),
+        timeoutMs: limits.segmentTimeoutMs,
+        log,
+      })
+    : undefined;
+  if (pool?.backbone) log(`segmentation backbone: ${pool.backbone.id} (sha256 ${pool.backbone.sha256.slice(0, 12)}...), ${limits.segmentWorkers} worker thread(s)`);
+  const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.pgliteDir, blobStore: config.blobStore, blobDir: config.blobDir });
   const applied = await db.migrate();
-  log(`database: ${db.kind === 'postgres' ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.pgliteDir}`}${applied.length ? `, applied migrations ${applied.join(', ')}` : ''}`);
+  log(`database: ${db.kind === 'postgres' ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.pgliteDir}`}${applied.length ? `, applied migrations ${applied.join(', ')}` : ''}; weights in ${db.blobs.kind === 'file' ? config.blobDir : 'the Postgres "Blob" table'}`);
+  const moved = await moveLegacyWeights(db);
+  if (moved > 0) log(`moved the weights of ${moved} stored updates and models into the blob store`);
+  const collected = await collectGarbage(db);
+  if (collected > 0) log(`deleted ${collected} weight files that no update or model names`);
+  const modelComputer = threadModelComputer(log);
+  const logStream = pino.destination({ dest: 2, sync: false, minLength: 4096 });
   const app = await buildApp({
     db,
     config,
-    logger: { level: config.logLevel, redact: ['req.headers.authorization'] },
+    modelComputer,
+    // Buffered writes to stderr: a line per request must not cost a blocking write each.
+    logger: { level: config.logLevel, redact: ['req.headers.authorization'], stream: logStream },
     sweepIntervalMs: 1000,
-    backbone,
-    engine,
+    segmentPool: pool,
+    timeouts: limits,
   });
+  limitConnections(app.server, limits.maxConnections, limits.maxConnectionsPerIp);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  if (!config.adminToken) log('no FUSS_ADMIN_TOKEN: admin routes are open to local users (loopback only)');
+  if (!config.adminToken) log('no FUSS_ADMIN_TOKEN: admin routes are open to local users (requests addressed to a loopback name only)');
   log(`listening on ${url} (API docs at ${url}/docs)`);
   return {
     url,
     close: async () => {
       await app.close();
+      await modelComputer.close();
       await db.close();
-      await engine?.dispose();
-      await backbone?.close();
+      await pool?.close();
+      logStream.flushSync();
     },
   };
 }

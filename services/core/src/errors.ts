@@ -57,3 +57,8 @@ export class NetworkError extends FussError {
     super(message, { status: 502, type: 'network', cause: options.cause });
   }
 }
+
+/** The first line of an error's message (onnxruntime and native errors carry long multi-line details). */
+export function firstLineOf(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}

@@ -5,6 +5,8 @@ export * from './tensor.js';
 export * from './math/rng.js';
 export * from './math/vectors.js';
 export * from './image/image.js';
+export * from './device/execution-device.js';
+export * from './device/native-libraries.js';
 export * from './backbone/descriptor.js';
 export * from './backbone/backbone.js';
 export * from './backbone/feature-ops.js';

@@ -2,13 +2,18 @@
 // PGlite database in a local folder (so the server runs on a machine with no database installed).
 // Both give a Prisma client (generated into src/generated) and a plain SQL executor for migrations.
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { PrismaClient } from '../generated/prisma/client.js';
 import { migrate, type SqlExecutor } from './migrate.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { openFileBlobStore } from '../storage/file-blob-store.js';
+import { postgresBlobStore } from '../storage/postgres-blob-store.js';
 
 /** prisma/migrations of the repository (two levels above services/aggregator/src or dist). */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../../prisma/migrations', import.meta.url));
@@ -17,6 +22,8 @@ export interface Database {
   kind: 'postgres' | 'pglite';
   prisma: PrismaClient;
   sql: SqlExecutor;
+  /** Where weight files live (DESIGN "Storage"). */
+  blobs: BlobStore;
   /** Applies pending migrations; returns their names. */
   migrate(): Promise<string[]>;
   close(): Promise<void>;
@@ -28,6 +35,10 @@ export interface DatabaseOptions {
   /** PGlite data folder (default ./.fuss/db); `memory://` keeps it in memory (tests). */
   pgliteDir?: string;
   migrationsFolder?: string;
+  /** `file` (default without databaseUrl) or `postgres` (default with it). */
+  blobStore?: 'file' | 'postgres';
+  /** Folder of the file blob store (default ./.fuss/blobs). */
+  blobDir?: string;
 }
 
 function pgliteExecutor(pg: PGlite): SqlExecutor {
@@ -86,10 +97,12 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     if (schema) url.searchParams.set('options', `-c search_path="${schema}"`);
     const { executor, end } = await pgExecutor(url.toString());
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }, schema ? { schema } : undefined) });
+    const blobs = (options.blobStore ?? 'postgres') === 'postgres' ? postgresBlobStore(executor) : await openFileBlobStore(options.blobDir ?? '.fuss/blobs');
     return {
       kind: 'postgres',
       prisma,
       sql: executor,
+      blobs,
       migrate: () => migrate(executor, migrationsFolder),
       close: async () => {
         await prisma.$disconnect();
@@ -103,14 +116,20 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   await pg.waitReady;
   const executor = pgliteExecutor(pg);
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pg) });
+  if (options.blobStore === 'postgres') throw new Error('the postgres blob store needs a Postgres database (DATABASE_URL)');
+  // An in-memory database gets a temporary blob folder of its own, removed on close.
+  const temporaryBlobs = dir.startsWith('memory://') && !options.blobDir ? await mkdtemp(join(tmpdir(), 'fuss-blobs-')) : undefined;
+  const blobs = await openFileBlobStore(options.blobDir ?? temporaryBlobs ?? '.fuss/blobs');
   return {
     kind: 'pglite',
     prisma,
     sql: executor,
+    blobs,
     migrate: () => migrate(executor, migrationsFolder),
     close: async () => {
       await prisma.$disconnect();
       await pg.close();
+      if (temporaryBlobs) await rm(temporaryBlobs, { recursive: true, force: true });
     },
   };
 }

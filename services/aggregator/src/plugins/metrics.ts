@@ -20,7 +20,7 @@ export async function metricsPlugin(app: FastifyInstance) {
     requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { schema: { operationId: 'metrics', summary: 'Prometheus metrics', tags: ['operations'], response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } }, async (_request, reply) => {
+  app.get('/metrics', { config: { access: 'metrics' }, schema: { operationId: 'metrics', summary: 'Prometheus metrics (needs FUSS_METRICS_TOKEN or the admin token when a metrics token is set)', tags: ['operations'], response: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } } } }, async (_request, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();
   });

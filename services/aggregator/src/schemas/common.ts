@@ -15,5 +15,10 @@ export const Problem = Type.Object(
 
 export const ProblemRef = Type.Ref('Problem');
 
-/** Error responses added to every route (plugins/openapi.ts). */
+/** Error responses added to every route (the onRoute hook of app.ts). */
 export const STANDARD_ERRORS = [400, 401, 403, 404, 409, 413, 500] as const;
+
+/** Problem responses a route documents beyond STANDARD_ERRORS (411 length required, 415, 422, 503). */
+export function problemResponses(...statuses: number[]): Record<number, unknown> {
+  return Object.fromEntries(statuses.map((status) => [status, { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: 'Problem#' } } } }]));
+}

@@ -53,4 +53,4 @@ export const RoundHistory = Type.Object(
   { $id: 'RoundHistory' },
 );
 
-export const RoundParams = Type.Object({ federationId: Type.String({ format: 'uuid' }), number: Type.Integer({ minimum: 1 }) });
+export const RoundParams = Type.Object({ federationId: Type.String({ format: 'uuid' }), number: Type.Integer({ minimum: 1, maximum: 2 ** 31 - 1 }) });

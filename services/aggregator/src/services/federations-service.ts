@@ -1,11 +1,30 @@
 // Use cases of federations and participants. Every multi-row change is one transaction.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createRng, encodeModel, initCentroids, initHead, sha256Hex } from '@fuss/core';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { FederationCreate, FederationView } from '../schemas/federations.js';
 import { FussError } from '@fuss/core';
+import type { BlobStore } from '../storage/blob-store.js';
+import { TRANSACTION_OPTIONS } from './rounds-service.js';
+import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
+
+/** Room for the safetensors header (tensor table and metadata) on top of the tensor bytes. */
+export const MODEL_HEADER_SLACK_BYTES = 64 * 1024;
+
+/** Bytes of a model's tensors: heads l1/l3 [D, C], l2 [C, C], biases, centroids [K, D], all float32. */
+export function modelTensorBytes(channels: number, codeDim: number, k: number): number {
+  return 4 * (2 * codeDim * channels + channels * channels + channels + 2 * codeDim + k * codeDim);
+}
+
+/** Largest safetensors file (update or model) a federation of this shape can produce, bytes. */
+export function modelFileLimit(channels: number, codeDim: number, k: number): number {
+  return 8 + MODEL_HEADER_SLACK_BYTES + modelTensorBytes(channels, codeDim, k);
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
 
 type FederationRow = Awaited<ReturnType<PrismaClient['federation']['findUniqueOrThrow']>>;
 
@@ -41,8 +60,9 @@ function view(row: FederationRow, latestModelVersion: number): FederationView {
   };
 }
 
-export function createFederationsService(deps: { prisma: PrismaClient; clock?: () => Date }) {
-  const { prisma } = deps;
+export function createFederationsService(deps: { prisma: PrismaClient; blobs: BlobStore; updateLimitBytes: number; clock?: () => Date; computer?: ModelComputer }) {
+  const { prisma, blobs } = deps;
+  const computer = deps.computer ?? inlineModelComputer();
   const now = deps.clock ?? (() => new Date());
 
   async function latestVersion(federationId: string): Promise<number> {
@@ -56,20 +76,22 @@ export function createFederationsService(deps: { prisma: PrismaClient; clock?: (
       if (input.minParticipants > input.maxParticipants) {
         throw new FussError(`minParticipants (${input.minParticipants}) exceeds maxParticipants (${input.maxParticipants})`, { status: 400, type: 'bad-config' });
       }
-      const rng = createRng(input.seed);
-      const shape = { channels: input.backbone.channels, codeDim: input.codeDim };
-      const weights = encodeModel({
-        head: initHead(shape, rng),
-        centroids: initCentroids(input.k, input.codeDim, rng),
-        channels: input.backbone.channels,
-        codeDim: input.codeDim,
-        k: input.k,
-        backbone: { id: input.backbone.id, sha256: input.backbone.sha256, featureKey: input.backbone.featureKey },
-        round: 0,
-        version: 0,
-        info: { initial: true, seed: input.seed },
-      });
+      // Checked before anything is computed: a model the update route could not accept is refused.
+      const fileBytes = modelFileLimit(input.backbone.channels, input.codeDim, input.k);
+      if (fileBytes > deps.updateLimitBytes) {
+        throw new FussError(
+          `a model with ${input.backbone.channels} channels, code dimension ${input.codeDim} and ${input.k} classes takes ${mebibytes(fileBytes)}, above this server's update limit of ${mebibytes(deps.updateLimitBytes)} (FUSS_UPDATE_LIMIT); use fewer channels`,
+          { status: 400, type: 'model-too-large' },
+        );
+      }
+      const initial = await computer.initialModel(
+        { channels: input.backbone.channels, codeDim: input.codeDim, k: input.k, backbone: { id: input.backbone.id, sha256: input.backbone.sha256, featureKey: input.backbone.featureKey } },
+        input.seed,
+      );
+      const weights = initial.bytes;
       const opened = now();
+      // The bytes are durable before the row that names them commits.
+      const sha256 = await blobs.put(weights, initial.sha256);
       const row = await prisma.$transaction(async (tx) => {
         const federation = await tx.federation.create({
           data: {
@@ -95,12 +117,13 @@ export function createFederationsService(deps: { prisma: PrismaClient; clock?: (
             seed: input.seed,
           },
         });
-        await tx.globalModel.create({ data: { federationId: federation.id, version: 0, roundNumber: 0, sha256: sha256Hex(weights), weights: new Uint8Array(weights) } });
+        await tx.globalModel.create({ data: { federationId: federation.id, version: 0, roundNumber: 0, sha256, size: weights.byteLength }, select: { id: true } });
         await tx.round.create({
           data: { federationId: federation.id, number: 1, baseVersion: 0, openedAt: opened, deadlineAt: new Date(opened.getTime() + input.roundDeadlineSeconds * 1000) },
+          select: { id: true },
         });
         return federation;
-      });
+      }, TRANSACTION_OPTIONS);
       return view(row, 0);
     },
 
@@ -154,12 +177,26 @@ export function createFederationsService(deps: { prisma: PrismaClient; clock?: (
     /** Safetensors bytes of a global model version (`latest` allowed). */
     async model(federationId: string, version: number | 'latest'): Promise<{ version: number; sha256: string; weights: Uint8Array }> {
       await this.get(federationId);
+      const model = await this.modelInfo(federationId, version);
+      return { ...model, weights: await blobs.get(model.sha256) };
+    },
+
+    /** Version and sha256 of a global model (`latest` allowed), without reading its bytes. */
+    async modelInfo(federationId: string, version: number | 'latest'): Promise<{ version: number; sha256: string }> {
+      const select = { version: true, sha256: true } as const;
       const model =
         version === 'latest'
-          ? await prisma.globalModel.findFirst({ where: { federationId }, orderBy: { version: 'desc' } })
-          : await prisma.globalModel.findUnique({ where: { federationId_version: { federationId, version } } });
+          ? await prisma.globalModel.findFirst({ where: { federationId }, orderBy: { version: 'desc' }, select })
+          : await prisma.globalModel.findUnique({ where: { federationId_version: { federationId, version } }, select });
       if (!model) throw new NotFoundError(`federation ${federationId} has no model version ${version}`);
-      return { version: model.version, sha256: model.sha256, weights: model.weights };
+      return model;
+    },
+
+    /** Largest update body a participant of this federation may send (its model's size plus header room). */
+    async updateLimit(federationId: string): Promise<number> {
+      const row = await prisma.federation.findUnique({ where: { id: federationId }, select: { channels: true, codeDim: true, k: true } });
+      if (!row) throw new NotFoundError(`federation ${federationId} does not exist`);
+      return Math.min(deps.updateLimitBytes, modelFileLimit(row.channels, row.codeDim, row.k));
     },
   };
 }

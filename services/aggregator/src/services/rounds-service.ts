@@ -3,24 +3,34 @@
 // else got there first), so two server processes never aggregate a round twice, and an update is
 // unique per (round, participant), so a retried upload never counts twice.
 //
-// Aggregation: claim (open -> aggregating, stamped), compute outside any transaction, commit
-// (aggregating -> closed + new model + next round) guarded by the claim's stamp. A process killed
-// while computing leaves the round `aggregating`; after AGGREGATION_LEASE_MS another process (or the
-// restarted one) re-claims it. FedAvg heads are summed update by update (memory independent of the
-// number of participants); centroid mergers receive only the centroids.
+// Aggregation: claim (open -> aggregating, stamped, leased), compute outside any transaction while
+// renewing the lease, store the new model's bytes, then commit (aggregating -> closed + model row +
+// next round) guarded by the claim's stamp. A process killed while computing leaves the round
+// `aggregating`; once its lease lapses another process (or the restarted one) re-claims it. A failed
+// computation or commit counts as an attempt; after MAX_AGGREGATION_ATTEMPTS the round fails. FedAvg
+// heads are summed update by update (memory independent of the number of participants); centroid
+// mergers receive only the centroids.
+//
+// Weight bytes live in the blob store (storage/blob-store.ts): each is made durable before the row
+// that names it commits. Updates of rounds older than `keepUpdateRounds` lose their bytes after the
+// round ends (the rows stay, for the history).
 
-import {
-  aggregationSeed, canonicalOrder, clientWeights, createStrategy, decodeModel, encodeModel, participantClientId, sha256Hex, WeightedSumAccumulator, FussError,
-  HEAD_PARAM_NAMES, type ClientUpdate, type HeadParams,
-} from '@fuss/core';
+import { aggregationSeed, canonicalOrder, clientWeights, participantClientId, FussError } from '@fuss/core';
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import type { BlobStore } from '../storage/blob-store.js';
+import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
+import { DEFAULT_LIMITS } from '../config.js';
 
-/** How long an aggregation claim holds before another process may take the round over. */
-export const AGGREGATION_LEASE_MS = 60_000;
-/** Claims of a round's aggregation that may fail (a corrupt stored update, say) before the round fails. */
+/** How long an aggregation claim holds, unless renewed, before another process may take the round over. */
+export const AGGREGATION_LEASE_MS = DEFAULT_LIMITS.aggregationLeaseMs;
+/** Claims of a round's aggregation that may fail (a corrupt stored update, a failed commit) before the round fails. */
 export const MAX_AGGREGATION_ATTEMPTS = 3;
+/** Interactive transactions: they hold only small rows (the bytes are in the blob store). */
+export const TRANSACTION_OPTIONS = { timeout: 20_000, maxWait: 15_000 } as const;
+
+class LeaseLostError extends Error {}
 
 type Federation = Awaited<ReturnType<PrismaClient['federation']['findUniqueOrThrow']>>;
 type Round = Awaited<ReturnType<PrismaClient['round']['findUniqueOrThrow']>>;
@@ -47,11 +57,30 @@ export interface JoinAnswer {
   };
 }
 
-export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => Date; log?: (line: string) => void }) {
-  const { prisma } = deps;
+export interface RoundsDependencies {
+  prisma: PrismaClient;
+  blobs: BlobStore;
+  clock?: () => Date;
+  log?: (line: string) => void;
+  /** Aggregation lease (ms); default AGGREGATION_LEASE_MS. */
+  leaseMs?: number;
+  /** Closed rounds whose updates keep their bytes (default DEFAULT_LIMITS.keepUpdateRounds). */
+  keepUpdateRounds?: number;
+  /** Where models are computed (default: on the calling thread; the server passes its worker thread). */
+  computer?: ModelComputer;
+  /** Test hook: runs before the commit of an aggregation (a throw counts as a failed commit). */
+  beforeCommit?: (roundId: string) => Promise<void> | void;
+}
+
+export function createRoundsService(deps: RoundsDependencies) {
+  const { prisma, blobs } = deps;
   const now = deps.clock ?? (() => new Date());
   const log = deps.log ?? (() => undefined);
+  const leaseMs = deps.leaseMs ?? AGGREGATION_LEASE_MS;
+  const keepUpdateRounds = deps.keepUpdateRounds ?? DEFAULT_LIMITS.keepUpdateRounds;
   const pending = new Set<Promise<unknown>>();
+  const later = (ms: number) => new Date(now().getTime() + ms);
+  const computer = deps.computer ?? inlineModelComputer();
 
   async function federationOf(federationId: string): Promise<Federation> {
     const federation = await prisma.federation.findUnique({ where: { id: federationId } });
@@ -78,10 +107,34 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
    * is the state the round must still be in (zero rows: someone else changed it first).
    */
   async function failRound(federation: Federation, round: Round, guard: { state: 'open' } | { state: 'aggregating'; aggregationStartedAt: Date }, reason: string) {
-    await prisma.$transaction(async (tx) => {
-      const failed = await tx.round.updateMany({ where: { id: round.id, ...guard }, data: { state: 'failed', closedAt: now(), failureReason: reason } });
-      if (failed.count === 1) await openNextOrFinish(tx, federation, round.number + 1, round.baseVersion);
+    const failed = await prisma.$transaction(async (tx) => {
+      const changed = await tx.round.updateMany({ where: { id: round.id, ...guard }, data: { state: 'failed', closedAt: now(), failureReason: reason.slice(0, 2000) } });
+      if (changed.count === 1) await openNextOrFinish(tx, federation, round.number + 1, round.baseVersion);
+      return changed.count === 1;
+    }, TRANSACTION_OPTIONS);
+    if (failed) await pruneUpdates(federation.id, round.number);
+  }
+
+  /**
+   * Deletes the bytes of updates to ended rounds older than the newest `keepUpdateRounds` (the rows
+   * stay, marked pruned). A blob still named by another unpruned update or a model is kept.
+   */
+  async function pruneUpdates(federationId: string, endedRound: number) {
+    const oldest = endedRound - keepUpdateRounds;
+    if (oldest < 1) return;
+    const stale = await prisma.update.findMany({
+      where: { prunedAt: null, round: { federationId, number: { lte: oldest }, state: { in: ['closed', 'failed'] } } },
+      select: { id: true, sha256: true },
     });
+    if (stale.length === 0) return;
+    await prisma.update.updateMany({ where: { id: { in: stale.map((u) => u.id) } }, data: { prunedAt: now(), weights: null } });
+    for (const sha256 of new Set(stale.map((u) => u.sha256))) {
+      const [updates, models] = await Promise.all([
+        prisma.update.count({ where: { sha256, prunedAt: null } }),
+        prisma.globalModel.count({ where: { sha256 } }),
+      ]);
+      if (updates === 0 && models === 0) await blobs.delete(sha256);
+    }
   }
 
   const service = {
@@ -113,23 +166,26 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
       const federation = await federationOf(federationId);
       const round = await prisma.round.findUnique({ where: { federationId_number: { federationId, number } } });
       if (!round) throw new NotFoundError(`federation ${federationId} has no round ${number}`);
-      const sha256 = sha256Hex(body);
+      // Checked (shapes, dtypes, finiteness, backbone and features) and hashed off the event loop.
+      const checked = await computer.checkUpdate(body, { channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey } });
+      body = checked.bytes;
+      const sha256 = checked.sha256;
       const previous = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } } });
       if (previous) {
         if (previous.sha256 === sha256) return { accepted: false, duplicate: true, round: number, count: await prisma.update.count({ where: { roundId: round.id } }) };
         throw new ConflictError(`an update of this participant to round ${number} was already accepted`, 'update-already-accepted');
       }
       if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
-      // Validate before touching the database: shapes, dtypes, finiteness, backbone and features.
-      decodeModel(body, { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k }, 'update');
+      // The bytes are durable before the row that names them commits.
+      await blobs.put(body, sha256);
       // One statement: the row is inserted only while the round is open, holding a share lock on the
       // round until it commits. Uploads do not wait for each other; an aggregation claim (which
       // updates the round) waits for them, so every update accepted with 201 is in the aggregation.
       let inserted: number;
       try {
         inserted = await prisma.$executeRaw`
-          INSERT INTO "Update" ("id", "roundId", "participantId", "samples", "sha256", "weights", "metrics", "receivedAt")
-          SELECT ${randomUUID()}, r."id", ${participantId}, ${samples}, ${sha256}, ${new Uint8Array(body)}, ${metrics === undefined ? null : JSON.stringify(metrics)}::jsonb, now()
+          INSERT INTO "Update" ("id", "roundId", "participantId", "samples", "sha256", "size", "metrics", "receivedAt")
+          SELECT ${randomUUID()}, r."id", ${participantId}, ${samples}, ${sha256}, ${body.byteLength}, ${metrics === undefined ? null : JSON.stringify(metrics)}::jsonb, now()
           FROM "Round" r WHERE r."id" = ${round.id} AND r."state" = 'open'
           FOR SHARE`;
       } catch (err) {
@@ -161,45 +217,62 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
 
     /**
      * Claims, computes and commits the aggregation of a round; returns false when another process
-     * holds it or the computation failed (the round is retried after the lease, and fails after
-     * MAX_AGGREGATION_ATTEMPTS claims).
+     * holds it or the attempt failed (then it is retried after a back-off, and the round fails after
+     * MAX_AGGREGATION_ATTEMPTS attempts). The claim is renewed while the computation runs.
      */
     async aggregate(roundId: string): Promise<boolean> {
       const claimedAt = now();
-      const leaseExpired = new Date(claimedAt.getTime() - AGGREGATION_LEASE_MS);
       const claim = await prisma.round.updateMany({
-        where: { id: roundId, OR: [{ state: 'open' }, { state: 'aggregating', aggregationStartedAt: { lt: leaseExpired } }] },
-        data: { state: 'aggregating', aggregationStartedAt: claimedAt, aggregationAttempts: { increment: 1 } },
+        where: { id: roundId, OR: [{ state: 'open' }, { state: 'aggregating', leaseUntil: { lt: claimedAt } }] },
+        data: { state: 'aggregating', aggregationStartedAt: claimedAt, leaseUntil: later(leaseMs), aggregationAttempts: { increment: 1 } },
       });
       if (claim.count === 0) return false;
       const round = await prisma.round.findUniqueOrThrow({ where: { id: roundId } });
       const federation = await federationOf(round.federationId);
+      const ours = { id: roundId, state: 'aggregating', aggregationStartedAt: claimedAt };
+      let leaseLost = false;
+      const renewal = setInterval(() => {
+        prisma.round.updateMany({ where: ours, data: { leaseUntil: later(leaseMs) } })
+          .then((renewed) => (leaseLost ||= renewed.count === 0))
+          .catch((err: unknown) => log(`round ${round.number}: lease renewal failed: ${(err as Error).message}`));
+      }, Math.max(100, Math.floor(leaseMs / 3)));
       const started = performance.now();
-      let model: Awaited<ReturnType<typeof computeAggregate>>;
       try {
-        model = await computeAggregate(federation, round);
-      } catch (err) {
-        const reason = `aggregation attempt ${round.aggregationAttempts} of ${MAX_AGGREGATION_ATTEMPTS} failed: ${(err as Error).message}`;
-        log(`federation ${federation.id}: round ${round.number}: ${reason}`);
-        if (round.aggregationAttempts >= MAX_AGGREGATION_ATTEMPTS) await failRound(federation, round, { state: 'aggregating', aggregationStartedAt: claimedAt }, reason);
-        return false;
-      }
-      const seconds = (performance.now() - started) / 1000;
-      const committed = await prisma.$transaction(async (tx) => {
-        const closing = await tx.round.updateMany({
-          where: { id: roundId, state: 'aggregating', aggregationStartedAt: claimedAt },
-          data: { state: 'closed', closedAt: now(), metrics: { ...model.metrics, aggregationSeconds: seconds } as never },
-        });
-        if (closing.count === 0) return false; // lost the lease to another process
-        const latest = await tx.globalModel.findFirst({ where: { federationId: federation.id }, orderBy: { version: 'desc' }, select: { version: true } });
+        // Only the holder of the claim creates this federation's next model, so the version is fixed now.
+        const latest = await prisma.globalModel.findFirst({ where: { federationId: federation.id }, orderBy: { version: 'desc' }, select: { version: true } });
         const version = (latest?.version ?? 0) + 1;
-        const bytes = encodeModel({ ...model.weights, round: round.number, version });
-        await tx.globalModel.create({ data: { federationId: federation.id, version, roundNumber: round.number, sha256: sha256Hex(bytes), weights: new Uint8Array(bytes) } });
-        await openNextOrFinish(tx, federation, round.number + 1, version);
+        const model = await computeAggregate(federation, round, version, () => {
+          if (leaseLost) throw new LeaseLostError('the aggregation lease was taken over');
+        });
+        const seconds = (performance.now() - started) / 1000;
+        await deps.beforeCommit?.(roundId);
+        const sha256 = await blobs.put(model.bytes, model.sha256);
+        const bytes = model.bytes;
+        const committed = await prisma.$transaction(async (tx) => {
+          const closing = await tx.round.updateMany({ where: ours, data: { state: 'closed', closedAt: now(), leaseUntil: null, metrics: { ...model.metrics, aggregationSeconds: seconds } as never } });
+          if (closing.count === 0) return false; // lost the lease to another process
+          await tx.globalModel.create({ data: { federationId: federation.id, version, roundNumber: round.number, sha256, size: bytes.byteLength }, select: { id: true } });
+          await openNextOrFinish(tx, federation, round.number + 1, version);
+          return true;
+        }, TRANSACTION_OPTIONS);
+        if (!committed) return false;
+        log(`federation ${federation.id}: round ${round.number} aggregated from ${String(model.metrics.updates)} updates in ${seconds.toFixed(2)}s`);
+        await pruneUpdates(federation.id, round.number).catch((err: unknown) => log(`federation ${federation.id}: pruning updates failed: ${(err as Error).message}`));
         return true;
-      });
-      if (committed) log(`federation ${federation.id}: round ${round.number} aggregated from ${model.metrics.updates} updates in ${seconds.toFixed(2)}s`);
-      return committed;
+      } catch (err) {
+        if (err instanceof LeaseLostError) return false;
+        const reason = `aggregation attempt ${round.aggregationAttempts} of ${MAX_AGGREGATION_ATTEMPTS} failed: ${(err as Error).message}`.slice(0, 2000);
+        log(`federation ${federation.id}: round ${round.number}: ${reason}`);
+        if (round.aggregationAttempts >= MAX_AGGREGATION_ATTEMPTS) {
+          await failRound(federation, round, { state: 'aggregating', aggregationStartedAt: claimedAt }, reason);
+        } else {
+          // Retried by the sweep after a back-off that grows with the attempts.
+          await prisma.round.updateMany({ where: ours, data: { leaseUntil: later(Math.min(leaseMs, 1000 * 2 ** round.aggregationAttempts)), failureReason: reason } });
+        }
+        return false;
+      } finally {
+        clearInterval(renewal);
+      }
     },
 
     /**
@@ -210,16 +283,21 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
     async sweep(): Promise<void> {
       const moment = now();
       const due = await prisma.round.findMany({
-        where: { OR: [{ state: 'open', deadlineAt: { lte: moment } }, { state: 'aggregating', aggregationStartedAt: { lt: new Date(moment.getTime() - AGGREGATION_LEASE_MS) } }] },
+        where: { OR: [{ state: 'open', deadlineAt: { lte: moment } }, { state: 'aggregating', leaseUntil: { lt: moment } }] },
         include: { federation: true, _count: { select: { updates: true } } },
       });
+      // One round's failure (a database error, say) must not keep the others waiting.
       for (const round of due) {
-        if (round.state === 'aggregating' || round._count.updates >= round.federation.minParticipants) {
-          await service.aggregate(round.id);
-        } else if (round.federation.deadlinePolicy === 'extend') {
-          await prisma.round.updateMany({ where: { id: round.id, state: 'open', deadlineAt: round.deadlineAt }, data: { deadlineAt: new Date(moment.getTime() + round.federation.roundDeadlineSeconds * 1000) } });
-        } else {
-          await failRound(round.federation, round, { state: 'open' }, `deadline passed with ${round._count.updates} of ${round.federation.minParticipants} required updates`);
+        try {
+          if (round.state === 'aggregating' || round._count.updates >= round.federation.minParticipants) {
+            await service.aggregate(round.id);
+          } else if (round.federation.deadlinePolicy === 'extend') {
+            await prisma.round.updateMany({ where: { id: round.id, state: 'open', deadlineAt: round.deadlineAt }, data: { deadlineAt: new Date(moment.getTime() + round.federation.roundDeadlineSeconds * 1000) } });
+          } else {
+            await failRound(round.federation, round, { state: 'open' }, `deadline passed with ${round._count.updates} of ${round.federation.minParticipants} required updates`);
+          }
+        } catch (err) {
+          log(`federation ${round.federationId}: round ${round.number}: sweep failed: ${(err as Error).message}`);
         }
       }
     },
@@ -243,45 +321,34 @@ export function createRoundsService(deps: { prisma: PrismaClient; clock?: () => 
     },
   };
 
-  /** The new global model of a round: heads summed update by update, centroids merged by the strategy. */
-  async function computeAggregate(federation: Federation, round: Round) {
-    const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } } });
-    const expect = { backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k };
-    const previous = decodeModel(base.weights, expect, 'global model');
+  /** The new global model of a round, computed by the model computer from the stored bytes. */
+  async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
+    const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true } });
     const listing = canonicalOrder(
-      (await prisma.update.findMany({ where: { roundId: round.id }, select: { id: true, samples: true, participant: { select: { enrolmentIndex: true } } } }))
-        .map((u) => ({ id: u.id, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex) })),
+      (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, participant: { select: { enrolmentIndex: true } } } }))
+        .map((u) => ({ sha256: u.sha256, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex) })),
     );
     if (listing.length === 0) throw new FussError(`round ${round.number} has no updates to aggregate`, { status: 409, type: 'no-updates' });
     const weights = clientWeights(listing.map((u) => u.samples), federation.weighted);
-    const sums = WeightedSumAccumulator.forModel(federation.channels, federation.codeDim, federation.k);
-    const centroidUpdates: ClientUpdate[] = [];
-    for (const [i, entry] of listing.entries()) {
-      const row = await prisma.update.findUniqueOrThrow({ where: { id: entry.id }, select: { weights: true } });
-      const update = decodeModel(row.weights, expect, 'update');
-      sums.add({ ...update.head, centroids: update.centroids }, weights[i]);
-      // Centroid mergers see only centroids; the head slot holds the shared previous head (no copy per update).
-      centroidUpdates.push({ clientId: entry.clientId, head: previous.head, centroids: update.centroids, samples: entry.samples, backboneSha256: federation.backboneSha256, featureKey: federation.featureKey });
-    }
-    const summed = sums.result();
-    const merged = createStrategy(federation.strategy).aggregate(centroidUpdates, {
-      k: federation.k,
-      codeDim: federation.codeDim,
-      channels: federation.channels,
-      seed: aggregationSeed(federation.seed, round.number),
-      modules: { head: false, centroids: federation.aggregateCentroids, weighted: federation.weighted },
-      previous: { head: previous.head, centroids: previous.centroids },
-      backboneSha256: federation.backboneSha256,
-      featureKey: federation.featureKey,
-    });
-    const head: HeadParams = federation.aggregateHead
-      ? (Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, summed[name]])) as unknown as HeadParams)
-      : previous.head;
-    return {
-      weights: { head, centroids: merged.centroids, channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey }, info: { strategy: federation.strategy } },
-      // permutation[id]: the merged centroid that became class id `id` (ids stay stable across versions).
-      metrics: { updates: listing.length, samples: listing.reduce((s, u) => s + u.samples, 0), strategy: federation.strategy, permutation: merged.details.permutation },
-    };
+    return computer.roundModel(
+      {
+        channels: federation.channels,
+        codeDim: federation.codeDim,
+        k: federation.k,
+        backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey },
+        strategy: federation.strategy,
+        modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
+        seed: aggregationSeed(federation.seed, round.number),
+        round: round.number,
+        version,
+        updates: listing.map((u, i) => ({ clientId: u.clientId, samples: u.samples, weight: weights[i] })),
+      },
+      await blobs.get(base.sha256),
+      async (index) => {
+        checkLease();
+        return blobs.get(listing[index].sha256);
+      },
+    );
   }
 
   return service;

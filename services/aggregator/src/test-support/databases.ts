@@ -25,12 +25,13 @@ export interface TestDatabase {
   dispose(): Promise<void>;
 }
 
+/** An in-memory PGlite database (its file blob store is a temporary folder, removed on close). */
 export async function freshPglite(): Promise<TestDatabase> {
   const db = await openDatabase({ pgliteDir: 'memory://' });
   return { db, dispose: () => db.close() };
 }
 
-/** A new schema on the Postgres server, used through search_path; dropped by dispose(). */
+/** A new schema on the Postgres server, used through search_path, with the Postgres blob store; dropped by dispose(). */
 export async function freshPostgres(): Promise<TestDatabase> {
   const { default: pg } = await import('pg');
   const schema = `test_${randomBytes(6).toString('hex')}`;

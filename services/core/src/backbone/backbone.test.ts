@@ -7,6 +7,7 @@ import { resizeBilinearChw } from './feature-ops.js';
 import { makeTempDir, writeTinyBackbones } from '../test-support/fixtures.js';
 import { expectClose, FLOAT32_TOLERANCE } from '../test-support/expect-close.js';
 import { BackboneError } from '../errors.js';
+import { probeProvider } from '../device/execution-device.js';
 
 let dir: { path: string; remove: () => Promise<void> };
 let models: { cnn: string; vit: string };
@@ -85,12 +86,17 @@ describe('Backbone (CNN feature maps)', () => {
     await expect(Backbone.open(junk)).rejects.toThrow(/cannot load backbone/);
   });
 
-  it('falls back to the CPU with a log line when CUDA is unavailable', async () => {
-    const lines: string[] = [];
-    const backbone = await Backbone.open(models.cnn, { device: 'cuda', log: (l) => lines.push(l) });
-    if (backbone.device === 'cpu') expect(lines.join('\n')).toMatch(/falling back to CPU/);
-    await backbone.close();
-  });
+  for (const provider of ['cuda', 'webgpu'] as const) {
+    it(`runs on ${provider} when it works, else falls back to the CPU with one log line`, async () => {
+      const status = await probeProvider(provider);
+      const lines: string[] = [];
+      const backbone = await Backbone.open(models.cnn, { device: provider, log: (l) => lines.push(l) });
+      expect(backbone.device).toBe(status.available ? provider : 'cpu');
+      expect(lines).toEqual([status.available ? `device: ${provider} (requested)` : `device: cpu (${provider} requested but unavailable: ${status.reason})`]);
+      expect((await backbone.extract(image)).channels).toBe(8);
+      await backbone.close();
+    });
+  }
 });
 
 describe('Backbone (ViT tokens)', () => {

@@ -3,11 +3,10 @@
 // outputs are resized to the finest grid and concatenated.
 
 import { readFile, access } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, dirname, extname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
-import { BackboneError } from '../errors.js';
+import { BackboneError, firstLineOf } from '../errors.js';
+import { createSessionOn, loadOnnxRuntime, toResolvedDevice, type DeviceChoice, type DeviceName } from '../device/execution-device.js';
 import { decodeRgb, inputSizeFor, normalizeToChw, readImageSize, IMAGENET_MEAN, IMAGENET_STD, type RgbImage } from '../image/image.js';
 import { resizeBilinearChw, l2NormalizeCells } from './feature-ops.js';
 import {
@@ -27,23 +26,18 @@ export interface FeatureMap {
   data: Float32Array;
 }
 
-export type ExecutionDevice = 'cpu' | 'cuda';
-
 export interface BackboneOptions {
   /** Override descriptor fields (outputs, inputSize, ...). */
   overrides?: Partial<Omit<BackboneDescriptor, 'sha256'>>;
   /** Intra-op threads of onnxruntime (default: all cores, i.e. 0 lets onnxruntime decide). */
   threads?: number;
-  /** `cuda` tries onnxruntime's CUDA provider and falls back to the CPU with a log line. */
-  device?: ExecutionDevice;
+  /**
+   * Execution provider (default cpu): a request such as `auto` or `webgpu` is resolved here (one log
+   * line); an unavailable provider falls back to the CPU. Pass a ResolvedDevice to share one choice.
+   */
+  device?: DeviceChoice;
   /** Where to report choices such as a CPU fallback (default: nowhere). */
   log?: (line: string) => void;
-}
-
-let ortModule: typeof Ort | undefined;
-async function loadOrt(): Promise<typeof Ort> {
-  ortModule ??= await import('onnxruntime-node');
-  return ortModule;
 }
 
 /** Descriptor file next to a model: `model.onnx` -> `model.backbone.json`. */
@@ -68,7 +62,7 @@ export class Backbone {
     private readonly session: Ort.InferenceSession,
     private readonly ort: typeof Ort,
     /** Execution provider actually in use. */
-    readonly device: ExecutionDevice,
+    readonly device: DeviceName,
   ) {}
 
   /**
@@ -95,8 +89,8 @@ export class Backbone {
     if (fromFile?.sha256 && fromFile.sha256 !== sha256) {
       throw new BackboneError(`backbone ${modelPath} has sha256 ${sha256}, but its descriptor expects ${fromFile.sha256}`);
     }
-    const ort = await loadOrt();
-    const { session, device } = await createSession(ort, bytes, modelPath, options);
+    const ort = await loadOnnxRuntime();
+    const { session, device } = await createSession(bytes, modelPath, options);
     const base = fromFile ?? KNOWN_BACKBONES[sha256] ?? (await inferDescriptor(ort, session, modelPath));
     const descriptor: BackboneDescriptor = { ...base, ...options.overrides, sha256 } as BackboneDescriptor;
     delete (descriptor as { file?: string }).file;
@@ -175,37 +169,21 @@ async function readDescriptorFile(path: string) {
 }
 
 async function createSession(
-  ort: typeof Ort,
   bytes: Uint8Array,
   modelPath: string,
   options: BackboneOptions,
-): Promise<{ session: Ort.InferenceSession; device: ExecutionDevice }> {
+): Promise<{ session: Ort.InferenceSession; device: DeviceName }> {
   const base: Ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   };
-  if (options.device === 'cuda' && !cudaProviderInstalled()) {
-    // Checked first: onnxruntime would print its own error line about the missing library.
-    options.log?.('backbone: CUDA execution provider not installed (onnxruntime-node was installed with ONNXRUNTIME_NODE_INSTALL=skip or on a host without CUDA); falling back to CPU');
-  } else if (options.device === 'cuda') {
-    try {
-      const session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cuda'] });
-      options.log?.('backbone: using onnxruntime CUDA execution provider');
-      return { session, device: 'cuda' };
-    } catch (err) {
-      options.log?.(`backbone: CUDA execution provider unavailable (${firstLine(err)}); falling back to CPU`);
-    }
-  }
+  const device = await toResolvedDevice(options.device, options.log);
   try {
-    return { session: await ort.InferenceSession.create(bytes, base), device: 'cpu' };
+    return await createSessionOn(bytes, base, device, { what: 'backbone', log: options.log });
   } catch (err) {
-    throw new BackboneError(`cannot load backbone ${modelPath} with onnxruntime: ${firstLine(err)}`, { cause: err });
+    throw new BackboneError(`cannot load backbone ${modelPath} with onnxruntime: ${firstLineOf(err)}`, { cause: err });
   }
-}
-
-function firstLine(err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 /** Turns one output tensor into [C, h, w] for the given input image size. */
@@ -278,7 +256,7 @@ async function inferDescriptor(
     const probe = new ort.Tensor('float32', new Float32Array(3 * probeH * probeW), [1, 3, probeH, probeW]);
     results = await session.run({ [input]: probe });
   } catch (err) {
-    throw new BackboneError(`backbone ${modelPath} failed on a ${probeW}x${probeH} probe input: ${firstLine(err)}`, { cause: err });
+    throw new BackboneError(`backbone ${modelPath} failed on a ${probeW}x${probeH} probe input: ${firstLineOf(err)}`, { cause: err });
   }
   for (const name of session.outputNames) {
     const dims = results[name].dims;
@@ -315,15 +293,4 @@ async function inferDescriptor(
     }
   }
   throw new BackboneError(`backbone ${modelPath} has no spatial output ([1, C, h, w] feature map or [1, 1 + h*w, C] tokens)`);
-}
-
-/** Whether onnxruntime-node's CUDA provider library sits next to its binding (its install script puts it there). */
-function cudaProviderInstalled(): boolean {
-  try {
-    const binding = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-    const folder = join(binding, '..', 'bin', 'napi-v6', process.platform, process.arch);
-    return existsSync(join(folder, 'libonnxruntime_providers_cuda.so'));
-  } catch {
-    return true; // unknown layout: let onnxruntime try
-  }
 }

@@ -103,8 +103,10 @@ export interface StepResult {
 export interface TrainingEngine {
   /** `tfjs` or `onnx`. */
   readonly name: string;
-  /** A line describing the backend in use, for logs (e.g. "onnx (onnxruntime-node 1.30, cpu, 2 threads)"). */
+  /** A line describing the backend in use, for logs (e.g. "onnx (onnxruntime-node, cpu, 2 threads)"). */
   readonly description: string;
+  /** Where the step runs: an onnxruntime provider (cpu, webgpu, cuda) for `onnx`; `cpu` or `gpu` for tfjs. */
+  readonly device: string;
   step(head: HeadParams, centroids: Float32Array, shape: HeadShape, batch: StepBatch, config: StepConfig): Promise<StepResult>;
   /** Codes of features for inference, no dropout. features [cells, C] -> [cells, D]. */
   codes(head: HeadParams, shape: HeadShape, features: Float32Array, cells: number): Promise<Float32Array>;

@@ -2,10 +2,13 @@
 // choice, and reports every failure if none starts (as onnxruntime's resolveBackend).
 
 import { ConfigError } from '../errors.js';
+import type { DeviceChoice } from '../device/execution-device.js';
 import type { TrainingEngine } from './engine.js';
 
 export interface EngineFactoryOptions {
   threads?: number;
+  /** onnxruntime execution device of the `onnx` engine (default cpu); tfjs picks its own backend. */
+  device?: DeviceChoice;
   log?: (line: string) => void;
 }
 

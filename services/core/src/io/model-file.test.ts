@@ -56,7 +56,7 @@ describe('model file', () => {
     const without = { ...tensors };
     delete without.centroids;
     expect(() => decodeModel(encodeSafetensors(without, metadata))).toThrow(/"centroids" is missing/);
-    expect(() => decodeModel(encodeSafetensors({ ...tensors, extra: { dims: [1], data: new Float32Array(1) } }, metadata))).toThrow(/unexpected tensors extra/);
+    expect(() => decodeModel(encodeSafetensors({ ...tensors, extra: { dims: [1], data: new Float32Array(1) } }, metadata))).toThrow(/unexpected tensors "extra"/);
     expect(() => decodeModel(encodeSafetensors({ ...tensors, centroids: { dims: [3, 4], data: new Float32Array(12) } }, metadata))).toThrow(/shape \[3,4\], expected \[4,3\]/);
     expect(() => decodeModel(encodeSafetensors(tensors, { ...metadata, format: 'other' }))).toThrow(/not a FUSS model/);
   });

@@ -3,7 +3,7 @@
 
 import { ShapeError, FussError } from '../errors.js';
 import type { HeadParams } from '../engines/engine.js';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, type NamedTensor } from './safetensors.js';
+import { decodeSafetensors, encodeSafetensors, SafetensorsError, shownName, type NamedTensor } from './safetensors.js';
 
 export const MODEL_FORMAT = 'fuss-segmentation-model';
 export const MODEL_FORMAT_VERSION = '1';
@@ -111,7 +111,10 @@ export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, w
   const head = Object.fromEntries(LAYERS.map(([key, name]) => [key, check(name, layerDims(key, channels, codeDim))])) as unknown as HeadParams;
   const centroids = check('centroids', [k, codeDim]);
   const extra = Object.keys(tensors).filter((n) => n !== 'centroids' && !LAYERS.some(([, name]) => name === n));
-  if (extra.length) throw new ShapeError(`${what}: unexpected tensors ${extra.join(', ')}`);
+  if (extra.length) {
+    const listed = extra.slice(0, 5).map(shownName).join(', ');
+    throw new ShapeError(`${what}: unexpected tensors ${listed}${extra.length > 5 ? ` and ${extra.length - 5} more` : ''}`);
+  }
   let info: Record<string, unknown> = {};
   try {
     info = JSON.parse(metadata.info ?? '{}');

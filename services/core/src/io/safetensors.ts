@@ -28,6 +28,11 @@ const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 const DTYPE_BYTES: Record<string, number> = { F32: 4, F16: 2, I32: 4 };
 
+/** A tensor or metadata name as messages show it: quoted, and cut after 80 characters (names come from the file). */
+export function shownName(name: string): string {
+  return JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}...` : name);
+}
+
 /** Serialises float32 tensors (sorted by name, 8-byte aligned header) with string metadata. */
 export function encodeSafetensors(tensors: Record<string, NamedTensor>, metadata: Record<string, string> = {}): Uint8Array {
   const names = Object.keys(tensors).sort();
@@ -77,7 +82,7 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
   if (rawMeta !== undefined) {
     if (typeof rawMeta !== 'object' || rawMeta === null || Array.isArray(rawMeta)) throw new SafetensorsError(`${what}: __metadata__ must be an object`);
     for (const [k, v] of Object.entries(rawMeta)) {
-      if (typeof v !== 'string') throw new SafetensorsError(`${what}: metadata "${k}" must be a string`);
+      if (typeof v !== 'string') throw new SafetensorsError(`${what}: metadata ${shownName(k)} must be a string`);
       metadata[k] = v;
     }
   }
@@ -86,29 +91,29 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof info !== 'object' || info === null) throw new SafetensorsError(`${what}: entry "${name}" must be an object`);
+    if (typeof info !== 'object' || info === null) throw new SafetensorsError(`${what}: entry ${shownName(name)} must be an object`);
     if (typeof info.dtype !== 'string' || !(info.dtype in DTYPE_BYTES)) {
-      throw new SafetensorsError(`${what}: tensor "${name}" has dtype ${JSON.stringify(info.dtype)}; supported: F32, F16, I32`);
+      throw new SafetensorsError(`${what}: tensor ${shownName(name)} has dtype ${JSON.stringify(info.dtype)}; supported: F32, F16, I32`);
     }
     if (!Array.isArray(info.shape) || !info.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new SafetensorsError(`${what}: tensor "${name}" has an invalid shape`);
+      throw new SafetensorsError(`${what}: tensor ${shownName(name)} has an invalid shape`);
     }
     const offsets = info.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
-      throw new SafetensorsError(`${what}: tensor "${name}" has invalid data_offsets`);
+      throw new SafetensorsError(`${what}: tensor ${shownName(name)} has invalid data_offsets`);
     }
     const count = (info.shape as number[]).reduce((a, b) => a * b, 1);
     if (offsets[1] - offsets[0] !== count * DTYPE_BYTES[info.dtype]) {
-      throw new SafetensorsError(`${what}: tensor "${name}" spans ${offsets[1] - offsets[0]} bytes but shape [${info.shape}] of ${info.dtype} needs ${count * DTYPE_BYTES[info.dtype]}`);
+      throw new SafetensorsError(`${what}: tensor ${shownName(name)} spans ${offsets[1] - offsets[0]} bytes but shape [${info.shape}] of ${info.dtype} needs ${count * DTYPE_BYTES[info.dtype]}`);
     }
-    if (offsets[1] > dataLength) throw new SafetensorsError(`${what}: tensor "${name}" ends at byte ${offsets[1]}, past the ${dataLength}-byte data section`);
+    if (offsets[1] > dataLength) throw new SafetensorsError(`${what}: tensor ${shownName(name)} ends at byte ${offsets[1]}, past the ${dataLength}-byte data section`);
     entries.push({ name, dtype: info.dtype, shape: info.shape as number[], begin: offsets[0], end: offsets[1] });
   }
   // The data section must be covered exactly once, without gaps or overlaps.
   entries.sort((a, b) => a.begin - b.begin);
   let expected = 0;
   for (const e of entries) {
-    if (e.begin !== expected) throw new SafetensorsError(`${what}: tensor "${e.name}" starts at byte ${e.begin}, expected ${expected} (gap or overlap)`);
+    if (e.begin !== expected) throw new SafetensorsError(`${what}: tensor ${shownName(e.name)} starts at byte ${e.begin}, expected ${expected} (gap or overlap)`);
     expected = e.end;
   }
   if (expected !== dataLength) throw new SafetensorsError(`${what}: data section has ${dataLength - expected} trailing bytes`);
@@ -122,7 +127,7 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file'):
     else if (e.dtype === 'F16') data = float16ToFloat32(new Uint16Array(raw.buffer, 0, raw.length / 2));
     else data = Float32Array.from(new Int32Array(raw.buffer, 0, raw.length / 4));
     for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new NonFiniteError(`${what}: tensor "${e.name}" holds a non-finite value (${data[i]}) at index ${i}`);
+      if (!Number.isFinite(data[i])) throw new NonFiniteError(`${what}: tensor ${shownName(e.name)} holds a non-finite value (${data[i]}) at index ${i}`);
     }
     tensors[e.name] = { dims: e.shape, data };
   }

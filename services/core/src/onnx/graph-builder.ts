@@ -53,7 +53,11 @@ export class GraphBuilder {
   neg = (a: string) => this.op('Neg', [a]);
   relu = (a: string) => this.op('Relu', [a]);
   sqrt = (a: string) => this.op('Sqrt', [a]);
-  max = (a: string, b: string) => this.op('Max', [a, b]);
+  exp = (a: string) => this.op('Exp', [a]);
+  log = (a: string) => this.op('Log', [a]);
+  abs = (a: string) => this.op('Abs', [a]);
+  /** max(a, low) elementwise, low a scalar (Clip rather than Max: onnxruntime's WebGPU provider has no Max kernel). */
+  atLeast = (a: string, low: string) => this.op('Clip', [a, low]);
   matmul = (a: string, b: string) => this.op('MatMul', [a, b]);
   transpose = (a: string, perm: number[]) => this.op('Transpose', [a], { perm });
   reshape = (a: string, shape: number[]) => this.op('Reshape', [a, this.ints(shape)]);
@@ -64,6 +68,9 @@ export class GraphBuilder {
   reduceMax = (a: string, axes: number[], keepdims = true) => this.op('ReduceMax', [a], { axes, keepdims: keepdims ? 1 : 0 });
   /** 1.0 where a > b, else 0.0. */
   greaterMask = (a: string, b: string) => this.op('Cast', [this.op('Greater', [a, b])], { to: OnnxDataType.float });
+  /** 1.0 where a == b, else 0.0. */
+  equalMask = (a: string, b: string) => this.op('Cast', [this.op('Equal', [a, b])], { to: OnnxDataType.float });
+  toFloat = (a: string) => this.op('Cast', [a], { to: OnnxDataType.float });
   sliceRows = (a: string, start: number, end: number) => this.op('Slice', [a, this.ints([start]), this.ints([end]), this.ints([0])]);
   concatRows = (parts: string[]) => this.op('Concat', parts, { axis: 0 });
 

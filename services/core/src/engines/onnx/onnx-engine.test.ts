@@ -1,54 +1,18 @@
 // The onnx engine's hand-derived backward pass against central finite differences of the float64
-// reference loss (reference-loss.ts), and its forward against the same reference.
+// reference loss (reference-loss.ts, via provider-parity.ts), and its forward against the same reference.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOnnxEngine } from './onnx-engine.js';
 import { referenceLoss } from '../reference-loss.js';
-import { randomStepCase, type StepCase } from '../test-support/random-step-case.js';
-import { HEAD_PARAM_NAMES, type TrainingEngine, type HeadParams } from '../engine.js';
+import { randomStepCase } from '../test-support/random-step-case.js';
+import { measureParity, PARITY_RTOL } from '../test-support/provider-parity.js';
+import type { TrainingEngine } from '../engine.js';
 
 let engine: TrainingEngine;
 beforeAll(async () => {
   engine = await createOnnxEngine({ threads: 1 });
 });
 afterAll(() => engine.dispose());
-
-/** Relative error of a gradient vector against finite differences, over components that are not tiny. */
-function finiteDifferenceCheck(c: StepCase, analytic: { head: HeadParams; centroids: Float32Array }, samplesPerTensor = 6) {
-  // Codes enter the centroid loss detached: the head's gradient excludes that term, and the centroids
-  // appear in no other term. Differentiate accordingly.
-  const headLoss = () => {
-    const r = referenceLoss(c.head, c.centroids, c.shape, c.batch, c.config);
-    return r.loss - r.parts.cluster;
-  };
-  const centroidLoss = () => referenceLoss(c.head, c.centroids, c.shape, c.batch, c.config).parts.cluster;
-  const failures: string[] = [];
-  let checked = 0;
-  const targets: [string, Float32Array, Float32Array][] = [
-    ...HEAD_PARAM_NAMES.map((n) => [n, c.head[n], analytic.head[n]] as [string, Float32Array, Float32Array]),
-    ['centroids', c.centroids, analytic.centroids],
-  ];
-  for (const [name, values, grad] of targets) {
-    const loss = name === 'centroids' ? centroidLoss : headLoss;
-    for (let s = 0; s < samplesPerTensor; s++) {
-      const i = Math.floor((s * values.length) / samplesPerTensor);
-      const original = values[i];
-      const h = 1e-3 * Math.max(1, Math.abs(original));
-      values[i] = original + h;
-      const up = loss();
-      values[i] = original - h;
-      const down = loss();
-      values[i] = original;
-      const numeric = (up - down) / (2 * h);
-      const scale = Math.max(Math.abs(numeric), Math.abs(grad[i]));
-      if (scale < 1e-6) continue; // both ~0: nothing to compare
-      checked++;
-      const relative = Math.abs(numeric - grad[i]) / scale;
-      if (relative > 2e-2) failures.push(`${name}[${i}]: analytic ${grad[i]}, numeric ${numeric}`);
-    }
-  }
-  return { failures, checked };
-}
 
 describe('onnx engine', () => {
   const variants: { label: string; options: Parameters<typeof randomStepCase>[0] }[] = [
@@ -65,9 +29,9 @@ describe('onnx engine', () => {
       const reference = referenceLoss(c.head, c.centroids, c.shape, c.batch, c.config);
       expect(result.loss).toBeCloseTo(reference.loss, 4);
       for (const part of ['corr', 'cluster', 'moon', 'prox'] as const) expect(result.parts[part]).toBeCloseTo(reference.parts[part], 4);
-      const { failures, checked } = finiteDifferenceCheck(c, { head: result.headGrad, centroids: result.centroidGrad });
-      expect(checked).toBeGreaterThan(20);
-      expect(failures).toEqual([]);
+      const parity = await measureParity(engine, label, { seed: 11, ...options });
+      expect(parity.checked).toBeGreaterThan(50);
+      for (const [name, error] of Object.entries(parity.gradErrors)) expect(error, name).toBeLessThan(PARITY_RTOL);
     });
   }
 

@@ -1,7 +1,9 @@
-// The `onnx` training engine: the step graph (step-graph.ts) run by onnxruntime-node. Sessions are
-// built once per batch shape and reused. FedProx, being element-wise, is added here in TypeScript.
+// The `onnx` training engine: the step graph (step-graph.ts) run by onnxruntime-node on the chosen
+// execution device (cpu, webgpu or cuda; device/execution-device.ts). Sessions are built once per batch
+// shape and reused. FedProx, being element-wise, is added here in TypeScript.
 
 import type * as Ort from 'onnxruntime-node';
+import { createSessionOn, loadOnnxRuntime, toResolvedDevice, type DeviceChoice, type DeviceName } from '../../device/execution-device.js';
 import { buildCodesGraph, buildStepGraph, type StepGraphDims } from './step-graph.js';
 import {
   HEAD_PARAM_NAMES,
@@ -16,6 +18,13 @@ import {
 export interface OnnxEngineOptions {
   /** onnxruntime intra-op threads (0: all cores). */
   threads?: number;
+  /** Execution provider (default cpu); unavailable providers fall back to the CPU with one log line. */
+  device?: DeviceChoice;
+  /**
+   * Profile every session with onnxruntime's profiler (which node ran on which provider, how long);
+   * `dispose()` writes one `<prefix>_<date>.json` trace per session (bench/gpu reads them).
+   */
+  profileFilePrefix?: string;
   log?: (line: string) => void;
 }
 
@@ -46,20 +55,29 @@ export function addProximalTerm(head: HeadParams, grads: HeadParams, prox: NonNu
 }
 
 export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise<TrainingEngine> {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOnnxRuntime();
+  const device = await toResolvedDevice(options.device, options.log);
   const sessionOptions: Ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
+    ...(options.profileFilePrefix ? { enableProfiling: true, profileFilePrefix: options.profileFilePrefix } : {}),
   };
   const stepSessions = new Map<string, Promise<Ort.InferenceSession>>();
   const codeSessions = new Map<string, Promise<Ort.InferenceSession>>();
+  /** The device sessions run on: the resolved one, or cpu once a session had to fall back. */
+  let inUse: DeviceName = device.name;
+  const open = async (model: Uint8Array) => {
+    const created = await createSessionOn(model, sessionOptions, device, { what: 'engine', log: options.log });
+    if (created.device !== device.name) inUse = created.device;
+    return created.session;
+  };
 
   const stepSession = (dims: StepGraphDims, moon: StepConfig['moon']) => {
     const key = JSON.stringify([dims, moon?.scope ?? 'off']);
     let session = stepSessions.get(key);
     if (!session) {
-      session = ort.InferenceSession.create(buildStepGraph(dims, { moon: moon?.scope }), sessionOptions);
+      session = open(buildStepGraph(dims, { moon: moon?.scope }));
       stepSessions.set(key, session);
     }
     return session;
@@ -68,7 +86,7 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
     const key = `${shape.channels}x${shape.codeDim}`;
     let session = codeSessions.get(key);
     if (!session) {
-      session = ort.InferenceSession.create(buildCodesGraph(shape.channels, shape.codeDim), sessionOptions);
+      session = open(buildCodesGraph(shape.channels, shape.codeDim));
       codeSessions.set(key, session);
     }
     return session;
@@ -91,9 +109,15 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
     return { codes: out.codes.data as Float32Array, branch: out.branch.data as Float32Array };
   };
 
+  const threads = options.threads ? `${options.threads} threads` : 'all cores';
   const engine: TrainingEngine = {
     name: 'onnx',
-    description: `onnx (onnxruntime-node, cpu, ${options.threads ? `${options.threads} threads` : 'all cores'})`,
+    get device() {
+      return inUse;
+    },
+    get description() {
+      return `onnx (onnxruntime-node, ${inUse}${inUse === 'cpu' ? `, ${threads}` : ''})`;
+    },
 
     async step(head, centroids, shape, batch, config): Promise<StepResult> {
       const { channels: C, codeDim: D } = shape;
@@ -114,8 +138,8 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
         dropMask2: f32(batch.dropMask2, [I, 1, C]),
         ...headFeeds(head, shape),
         centroids: f32(centroids, [config.k, D]),
-        pairA: new ort.Tensor('int64', BigInt64Array.from(batch.pairA, (v) => BigInt(v)), [P]),
-        pairB: new ort.Tensor('int64', BigInt64Array.from(batch.pairB, (v) => BigInt(v)), [P]),
+        pairA: new ort.Tensor('int32', batch.pairA, [P]),
+        pairB: new ort.Tensor('int32', batch.pairB, [P]),
         selectAT: f32(selectAT, [I, P]),
         selectBT: f32(selectBT, [I, P]),
         pairWeight: f32(batch.pairWeight, [P]),
@@ -156,6 +180,7 @@ export async function createOnnxEngine(options: OnnxEngineOptions = {}): Promise
 
     async dispose() {
       const sessions = await Promise.all([...stepSessions.values(), ...codeSessions.values()]);
+      if (options.profileFilePrefix) for (const s of sessions) s.endProfiling();
       await Promise.all(sessions.map((s) => s.release()));
       stepSessions.clear();
       codeSessions.clear();

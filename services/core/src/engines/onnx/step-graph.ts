@@ -1,6 +1,8 @@
 // The training step as one ONNX graph: forward of the head and the losses (engine.ts) followed by the
 // hand-derived backward pass, so onnxruntime runs the whole step with its fast matrix kernels.
 // Gradient formulas are written next to each block; the finite-difference and parity tests check them.
+// Only operators that onnxruntime's WebGPU provider implements are used (webgpu-operators.ts lists them
+// and a test holds every graph here to that list), so no node of the step falls back to the CPU there.
 
 import { GraphBuilder } from '../../onnx/graph-builder.js';
 import { OnnxDataType } from '../../onnx/model-builder.js';
@@ -27,7 +29,7 @@ export const STEP_GRAPH_OUTPUTS = ['lossCorr', 'lossCluster', 'lossMoon', 'gradL
 
 /** Row-wise unit vectors u = v / max(|v|, eps); returns u and the divisor. [rows, d] */
 function unitRows(g: GraphBuilder, v: string, eps: string, axis: number): { unit: string; norm: string } {
-  const norm = g.max(g.sqrt(g.reduceSum(g.mul(v, v), [axis])), eps);
+  const norm = g.atLeast(g.sqrt(g.reduceSum(g.mul(v, v), [axis])), eps);
   return { unit: g.div(v, norm), norm };
 }
 
@@ -54,8 +56,8 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
   const w3 = g.input('l3Weight', [D, C]);
   const b3 = g.input('l3Bias', [D]);
   const m = g.input('centroids', [K, D]);
-  const pairA = g.input('pairA', [P], OnnxDataType.int64);
-  const pairB = g.input('pairB', [P], OnnxDataType.int64);
+  const pairA = g.input('pairA', [P], OnnxDataType.int32);
+  const pairB = g.input('pairB', [P], OnnxDataType.int32);
   const selAT = g.input('selectAT', [I, P]);
   const selBT = g.input('selectBT', [I, P]);
   const pairWeight = g.input('pairWeight', [P]);
@@ -103,8 +105,9 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
   const uq = g.sliceRows(u, 0, QN);
   const { unit: mh, norm: mNorm } = unitRows(g, m, eps, 1);
   const inner = g.matmul(uq, g.transpose(mh, [1, 0])); // [QN, K]
-  const assignment = g.op('ArgMax', [inner], { axis: 1, keepdims: 0 });
-  const oneHot = g.op('OneHot', [assignment, g.ints([K]), g.constant([0, 1], [2])], { axis: -1 }); // [QN, K]
+  // One-hot of the argmax (first maximum) as ArgMax == 0..K-1; WebGPU has no OneHot kernel.
+  const assignment = g.toFloat(g.op('ArgMax', [inner], { axis: 1, keepdims: 1 })); // [QN, 1]
+  const oneHot = g.equalMask(assignment, g.constant(Float32Array.from({ length: K }, (_, k) => k), [K])); // [QN, K]
   const attraction = g.div(g.neg(g.reduceSum(g.mul(oneHot, inner), [0, 1], false)), g.constant([QN]));
   // dMh from attraction: -(onehot^T Uq) / QN
   let dMh = g.div(g.neg(g.matmul(g.transpose(oneHot, [1, 0]), uq)), g.constant([QN]));
@@ -123,7 +126,7 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
   const counts = g.reduceSum(oneHot, [0], false);
 
   // ---- MOON on the query cells: weight * mean softplus((c(z, zp) - c(z, zg)) / tau)
-  let lossMoon = g.constant([0]);
+  let lossMoon: string;
   if (options.moon) {
     const zg = g.input('moonGlobal', [QN, D]);
     const zp = g.input('moonPrevious', [QN, D]);
@@ -136,7 +139,9 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
     const cosG = g.reduceSum(g.mul(zu, zgu), [1]);
     const cosP = g.reduceSum(g.mul(zu, zpu), [1]);
     const logits = g.mul(g.sub(cosP, cosG), invTau); // [QN, 1]
-    lossMoon = g.div(g.mul(moonWeight, g.reduceSum(g.op('Softplus', [logits]), [0, 1], false)), g.constant([QN]));
+    // softplus(x) = relu(x) + log(1 + exp(-|x|)): exact and overflow-free, from kernels WebGPU has.
+    const softplus = g.add(g.relu(logits), g.log(g.add(g.constant([1]), g.exp(g.neg(g.abs(logits))))));
+    lossMoon = g.div(g.mul(moonWeight, g.reduceSum(softplus, [0, 1], false)), g.constant([QN]));
     // d/dzu = weight / QN * sigmoid(logits) / tau * (zpu - zgu)
     const coefficient = g.mul(g.div(moonWeight, g.constant([QN])), g.mul(g.op('Sigmoid', [logits]), invTau));
     const dzu = g.mul(coefficient, g.sub(zpu, zgu));
@@ -148,6 +153,8 @@ export function buildStepGraph(dims: StepGraphDims, options: StepGraphOptions = 
     } else {
       dZ = g.add(dS, dzFull);
     }
+  } else {
+    lossMoon = g.constant([0]);
   }
 
   // ---- Head backward

@@ -13,6 +13,8 @@ export interface TfjsBackendChoice {
   backend: string;
   /** One line for logs, e.g. "tfjs 4.22.0 (wasm backend, SIMD, 1 thread)". */
   description: string;
+  /** `gpu` with tfjs-node-gpu (TensorFlow's CUDA build), else `cpu`. */
+  device: 'cpu' | 'gpu';
 }
 
 /**
@@ -31,7 +33,8 @@ export async function selectTfjsBackend(log: (line: string) => void): Promise<Tf
       if (await tf.setBackend('tensorflow')) {
         await tf.ready();
         log(`tfjs: using ${pkg}`);
-        return { backend: 'tensorflow', description: `tfjs ${tf.version.tfjs} (tensorflow backend from ${pkg})` };
+        const device = pkg === '@tensorflow/tfjs-node-gpu' ? 'gpu' : 'cpu';
+        return { backend: 'tensorflow', device, description: `tfjs ${tf.version.tfjs} (tensorflow backend from ${pkg})` };
       }
       log(`tfjs: ${pkg} loaded but its tensorflow backend did not start; ${next}`);
     } catch (err) {
@@ -51,6 +54,7 @@ export async function selectTfjsBackend(log: (line: string) => void): Promise<Tf
   const threads = wasm.getThreadsCount();
   return {
     backend: 'wasm',
+    device: 'cpu',
     description: `tfjs ${tf.version.tfjs} (wasm backend, ${simd}, ${threads} thread${threads === 1 ? '' : 's'})`,
   };
 }

@@ -41,6 +41,7 @@ export async function createTfjsEngine(options: TfjsEngineOptions = {}): Promise
   return {
     name: 'tfjs',
     description: choice.description,
+    device: choice.device,
     async step(head, centroids, shape, batch, config) {
       ensureOpen();
       checkStepInputs(head, centroids, shape, batch, config);

@@ -1,0 +1,45 @@
+// The model worker thread (model-worker.ts): computes round and initial models, asking the main
+// thread for each update's bytes as it goes.
+
+import { parentPort } from 'node:worker_threads';
+import { FussError } from '@fuss/core';
+import { checkUpdate, computeInitialModel, computeRoundModel } from './round-model.js';
+import type { FromWorker, ToWorker } from './model-worker.js';
+
+const port = parentPort!;
+const waiting = new Map<string, { resolve: (bytes: Uint8Array) => void; reject: (err: Error) => void }>();
+
+function load(id: number, index: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    waiting.set(`${id}:${index}`, { resolve, reject });
+    port.postMessage({ kind: 'load', id, index } satisfies FromWorker);
+  });
+}
+
+function reply(message: FromWorker) {
+  port.postMessage(message, message.kind === 'done' ? [message.bytes.buffer as ArrayBuffer] : []);
+}
+
+port.on('message', (message: ToWorker) => {
+  if (message.kind === 'bytes') {
+    const key = `${message.id}:${message.index}`;
+    const waiter = waiting.get(key);
+    waiting.delete(key);
+    if (message.bytes) waiter?.resolve(message.bytes);
+    else waiter?.reject(new Error(message.error ?? 'no bytes'));
+    return;
+  }
+  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown> }>;
+  if (message.kind === 'round') work = computeRoundModel(message.spec, message.previous, (index) => load(message.id, index));
+  else if (message.kind === 'initial') work = Promise.resolve(computeInitialModel(message.shape, message.seed));
+  // The checked bytes go back to the main thread, which stores them (no copy: they were transferred).
+  else work = Promise.resolve().then(() => ({ bytes: message.bytes, ...checkUpdate(message.bytes, message.shape) }));
+  work.then(
+    (model) => {
+      // Transferable: a buffer of its own (a copy only when the view shares a larger buffer).
+      const bytes = model.bytes.byteOffset === 0 && model.bytes.byteLength === model.bytes.buffer.byteLength ? model.bytes : new Uint8Array(model.bytes);
+      reply({ kind: 'done', id: message.id, bytes, sha256: model.sha256, metrics: model.metrics });
+    },
+    (err: unknown) => reply({ kind: 'failed', id: message.id, message: String((err as Error)?.message ?? err), status: err instanceof FussError ? err.status : undefined, type: err instanceof FussError ? err.type : undefined }),
+  );
+});

@@ -1,0 +1,53 @@
+// A /segment worker thread: holds one backbone session, one head engine and a few decoded models, and
+// segments the images the pool sends it, one at a time. Errors go back as messages (status, type,
+// message), so a bad image is a 4xx for its request and nothing else.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import sharp from 'sharp';
+import { Backbone, createEngine, decodeModel, featureConfigKey, FussError, type SegmentationModel } from '@fuss/core';
+import { segmentImage, type SegmentJob } from './pipeline.js';
+import type { WorkerData, WorkerReply, WorkerRequest } from './worker-pool.js';
+
+const MODEL_CACHE_SIZE = 4;
+
+// libvips' operation cache holds decoded images for reuse; every upload here is new, so it only holds memory.
+sharp.cache(false);
+
+const config = workerData as WorkerData;
+const port = parentPort!;
+const log = (line: string) => port.postMessage({ kind: 'log', line } satisfies WorkerReply);
+
+const backbone = await Backbone.open(config.backbonePath, { threads: config.threads, device: config.device, log });
+const engine = await createEngine('onnx', { threads: config.threads, device: config.device, log });
+const models = new Map<string, SegmentationModel>();
+
+port.postMessage({ kind: 'ready', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) } } satisfies WorkerReply);
+
+port.on('message', (request: WorkerRequest) => {
+  handle(request).then(
+    (reply) => port.postMessage(reply, reply.kind === 'done' && typeof reply.body !== 'string' ? [reply.body.buffer as ArrayBuffer] : []),
+    (err: unknown) => {
+      const status = err instanceof FussError ? err.status : 500;
+      const type = err instanceof FussError ? err.type : 'internal';
+      port.postMessage({ kind: 'failed', id: request.id, status, type, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies WorkerReply);
+    },
+  );
+});
+
+async function handle(request: WorkerRequest): Promise<WorkerReply> {
+  let model = models.get(request.model.sha256);
+  if (!model) {
+    if (!request.model.bytes) return { kind: 'need-model', id: request.id };
+    model = decodeModel(request.model.bytes, { backboneSha256: backbone.descriptor.sha256 }, `model ${request.modelVersion}`);
+    models.set(request.model.sha256, model);
+    if (models.size > MODEL_CACHE_SIZE) models.delete(models.keys().next().value!);
+  } else {
+    models.delete(request.model.sha256); // most recently used last
+    models.set(request.model.sha256, model);
+  }
+  const job: SegmentJob = { image: request.image, format: request.format, modelVersion: request.modelVersion, maxSide: request.maxSide, maxPixels: request.maxPixels };
+  const output = await segmentImage(backbone, engine, model, job);
+  // A copy of its own, so its buffer can be transferred (sharp's buffers are not always detachable).
+  const body = typeof output.body === 'string' ? output.body : new Uint8Array(output.body);
+  return { kind: 'done', id: request.id, contentType: output.contentType, headers: output.headers, body };
+}
