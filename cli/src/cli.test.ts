@@ -198,6 +198,33 @@ describe('fuss simulate', () => {
     const { decodeModel } = await import('@fuss/core');
     expect(decodeModel(await readFile(join(out, 'global.safetensors'))).round).toBe(2);
     expect(r.stderr()).toMatch(/round 2\/2: mIoU/);
+    // One global model per round; the last is global.safetensors.
+    for (const round of [1, 2]) expect(decodeModel(await readFile(join(out, `global-round-${round}.safetensors`))).round).toBe(round);
+    expect(decodeModel(await readFile(join(out, 'global-round-2.safetensors'))).centroids).toEqual(decodeModel(await readFile(join(out, 'global.safetensors'))).centroids);
+    expect(lines[0].permutation).toHaveLength(2);
+  });
+
+  it('keeps class ids stable across consecutive global models of FedCC federations (>= 10 of 11)', async () => {
+    const { decodeModel, normalizeRows } = await import('@fuss/core');
+    for (const strategy of ['fedcc-kmeans', 'fedcc-maximin']) {
+      const out = join(dir.path, `sim-stable-${strategy}`);
+      const r = fakeIo();
+      const argv = base(['--strategy', strategy, '--k', '11', '--out', out]);
+      argv[argv.indexOf('--rounds') + 1] = '4';
+      expect(await main(argv, r.io), r.stderr()).toBe(0);
+      const versions = await Promise.all([1, 2, 3, 4].map(async (n) => decodeModel(await readFile(join(out, `global-round-${n}.safetensors`)))));
+      for (let v = 1; v < versions.length; v++) {
+        const { k, codeDim } = versions[v];
+        const now = normalizeRows(versions[v].centroids, k, codeDim);
+        const before = normalizeRows(versions[v - 1].centroids, k, codeDim);
+        let kept = 0;
+        for (let i = 0; i < k; i++) {
+          const cos = Array.from({ length: k }, (_, j) => now.subarray(i * codeDim, (i + 1) * codeDim).reduce((s, x, c) => s + x * before[j * codeDim + c], 0));
+          if (cos.indexOf(Math.max(...cos)) === i) kept++;
+        }
+        expect(kept, `${strategy}: version ${v + 1} against ${v}`).toBeGreaterThanOrEqual(10);
+      }
+    }
   });
 
   it('is reproducible for a seed, and runs FedCC with MOON and the baselines', async () => {

@@ -12,10 +12,13 @@ import { serverCommand } from './commands/server.js';
 import { joinCommand } from './commands/join.js';
 import { federationCreateCommand, participantAddCommand, participantListCommand, participantRevokeCommand, participantRotateCommand } from './commands/federation.js';
 import { segmentCommand } from './commands/segment.js';
+import { classesSetCommand, classesShowCommand } from './commands/classes.js';
+import { labelCommand } from './commands/label.js';
 import { doctorCommand } from './commands/doctor.js';
 
 export const COMMANDS: Command[] = [
   serverCommand, federationCreateCommand, participantAddCommand, participantListCommand, participantRevokeCommand, participantRotateCommand, joinCommand, segmentCommand,
+  classesShowCommand, classesSetCommand, labelCommand,
   featuresCommand, trainCommand, evaluateCommand, simulateCommand, backbonePullCommand, doctorCommand,
 ];
 

@@ -11,6 +11,8 @@ export interface CliIo {
   colour: boolean;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Asks a person a question on the terminal and resolves to the answer; absent when there is no terminal. */
+  ask?: (question: string) => Promise<string>;
 }
 
 export function processIo(): CliIo {
@@ -22,5 +24,16 @@ export function processIo(): CliIo {
     colour: interactive && process.env.NO_COLOR === undefined,
     env: process.env,
     cwd: process.cwd(),
+    ask: interactive && process.stdin.isTTY ? askOnTerminal : undefined,
   };
+}
+
+async function askOnTerminal(question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  const terminal = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return await terminal.question(question);
+  } finally {
+    terminal.close();
+  }
 }

@@ -83,6 +83,17 @@ describe('FussApi against the aggregation server', () => {
     ]);
   });
 
+  it('sets class names as admin and reads them as a participant; a participant may not set them', async () => {
+    const admin = api(ADMIN);
+    const federation = await admin.createFederation({ name: 'api-classes', backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, k: 3, codeDim: 4, rounds: 1, localSteps: 1, maxParticipants: 1 });
+    const { token } = await admin.addParticipant(federation.id, 'site-a');
+    expect(await admin.setClasses(federation.id, [{ id: 2, name: 'road', colour: '#804080' }, { id: 0, name: 'sky' }])).toEqual([{ id: 0, name: 'sky' }, { id: 2, name: 'road', colour: '#804080' }]);
+    const site = api(token);
+    expect(await site.getClasses(federation.id)).toEqual([{ id: 0, name: 'sky' }, { id: 2, name: 'road', colour: '#804080' }]);
+    await expect(site.setClasses(federation.id, [])).rejects.toMatchObject({ status: 403, operation: 'setClasses' });
+    await expect(admin.setClasses(federation.id, [{ id: 3, name: 'beyond K' }])).rejects.toMatchObject({ status: 400, code: 'bad-classes' });
+  });
+
   it('raises typed errors with the operation name and never the token', async () => {
     const admin = api(ADMIN);
     const federation = await admin.createFederation({ name: 'api-errors', backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, k: 3, codeDim: 4, rounds: 1, localSteps: 1, maxParticipants: 1 });

@@ -5,6 +5,7 @@
 import { createClient, type Client } from './generated/client/index.js';
 import * as sdk from './generated/sdk.gen.js';
 import type {
+  ClassLabel,
   Federation,
   FederationCreate,
   FederationList,
@@ -149,6 +150,19 @@ export class FussApi {
       signal: options.signal,
     });
     return { ...data, status: status === 201 ? 201 : 200, bytes: bytes.byteLength };
+  }
+
+  /** The names and colours of a federation's classes, by id (GET …/classes; admin or members). */
+  async getClasses(federationId: string, options?: CallOptions): Promise<ClassLabel[]> {
+    return (await sdk.getClasses({ ...this.generated('getClasses', options), path: { federationId } })).data.classes;
+  }
+
+  /**
+   * Replace the names and colours of a federation's classes (PUT …/classes; admin). Safe to retry:
+   * the same set replaces itself.
+   */
+  async setClasses(federationId: string, classes: ClassLabel[], options?: CallOptions): Promise<ClassLabel[]> {
+    return (await sdk.setClasses({ ...this.generated('setClasses', options, true), path: { federationId }, body: { classes } })).data.classes;
   }
 
   /** Rounds with their timings and metrics: `{ rounds }`. */

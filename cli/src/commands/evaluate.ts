@@ -6,7 +6,7 @@ import { UsageError } from '../options.js';
 export const evaluateCommand: Command = {
   name: 'evaluate',
   summary: 'Evaluate unsupervised segmentation (mIoU, pixel accuracy) on a labelled dataset.',
-  usage: 'fuss evaluate --data DIR --backbone ONNX (--kmeans K [--fit-data DIR] | --model FILE) [--json]',
+  usage: 'fuss evaluate --data DIR --backbone ONNX (--kmeans K [--fit-data DIR] | --model FILE) [--refine none|crf] [--json]',
   options: [
     { name: 'data', type: 'string', arg: 'DIR', description: 'Labelled dataset to evaluate on (images/, labels/, dataset.json)', required: true },
     ...BACKBONE_OPTIONS,
@@ -16,11 +16,14 @@ export const evaluateCommand: Command = {
     { name: 'fit-samples', type: 'integer', arg: 'N', description: 'Feature cells sampled for fitting', default: 100000, min: 1 },
     { name: 'restarts', type: 'integer', arg: 'N', description: 'k-means restarts', default: 3, min: 1 },
     { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed', default: 0 },
+    { name: 'refine', type: 'string', arg: 'MODE', description: 'Refine predictions before scoring: crf (dense CRF on the image, as STEGO\'s evaluation)', default: 'none', choices: ['none', 'crf'] },
+    { name: 'crf-working-pixels', type: 'integer', arg: 'N', description: 'With --refine crf: the CRF runs on the image box-downsampled to at most N pixels (default 8000)', min: 1 },
     { name: 'json', type: 'boolean', description: 'Print the metrics as JSON on stdout' },
   ],
   examples: [
     'fuss evaluate --data ../shared/data/camvid/val --fit-data ../shared/data/camvid/train \\\n    --backbone ../shared/models/mobilenetv2-int8-features.onnx --kmeans 11 --json',
     'fuss evaluate --data ../shared/data/camvid/val --backbone ../shared/models/mobilenetv2-int8-features.onnx \\\n    --model models/camvid.safetensors --json',
+    'fuss evaluate ... --model models/camvid.safetensors --refine crf',
   ],
   async run(values, _positionals, io) {
     if ((values.kmeans === undefined) === (values.model === undefined)) {
@@ -78,6 +81,8 @@ export const evaluateCommand: Command = {
         cacheDir,
         log,
         codes,
+        refine: values.refine as 'none' | 'crf',
+        crf: { workingPixels: values['crf-working-pixels'] as number | undefined },
         onProgress: (done) => evalProgress.update(done),
       });
       evalProgress.done(`${metrics.images} images`);
@@ -88,6 +93,7 @@ export const evaluateCommand: Command = {
         perClassIoU: Object.fromEntries(Object.entries(metrics.perClassIoU).map(([name, v]) => [name, v === null ? null : round(v)])),
         images: metrics.images,
         method,
+        refine: values.refine,
         backbone: backbone.descriptor.id,
         outputs: backbone.descriptor.outputs,
         seed: values.seed,
@@ -95,7 +101,7 @@ export const evaluateCommand: Command = {
       };
       if (values.json) io.stdout(`${JSON.stringify(result)}\n`);
       else {
-        io.stdout(`mIoU ${result.mIoU.toFixed(2)}  pixel accuracy ${result.pixelAccuracy.toFixed(2)}  (${result.images} images, ${result.method})\n`);
+        io.stdout(`mIoU ${result.mIoU.toFixed(2)}  pixel accuracy ${result.pixelAccuracy.toFixed(2)}  (${result.images} images, ${result.method}${values.refine === 'crf' ? ', CRF-refined' : ''})\n`);
         for (const [name, v] of Object.entries(result.perClassIoU)) io.stdout(`  ${name.padEnd(14)} ${v === null ? '-' : v.toFixed(2)}\n`);
       }
       return 0;

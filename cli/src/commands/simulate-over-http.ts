@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import { appendFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -189,8 +189,10 @@ export async function simulateOverHttp(
       const version = record.number; // no failed rounds, so round n made version n
       const evaluateNow = evaluation !== undefined && (record.number === settings.rounds || record.number % settings.evalEvery === 0);
       let metrics;
-      if (evaluateNow || record.number === settings.rounds) {
-        const model = core.decodeModel(await api.downloadModel(federation.id, version));
+      if (evaluateNow || record.number === settings.rounds || settings.out) {
+        const bytes = await api.downloadModel(federation.id, version);
+        if (settings.out) await writeFile(join(settings.out, `global-round-${record.number}.safetensors`), bytes);
+        const model = core.decodeModel(bytes);
         if (record.number === settings.rounds) global = { head: model.head, centroids: model.centroids };
         if (evaluateNow) metrics = await core.evaluateModel(evaluation!, backbone, engine, [{ head: model.head, centroids: model.centroids }], { k: settings.k, cacheDir: settings.cacheDir });
       }

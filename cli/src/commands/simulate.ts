@@ -33,7 +33,7 @@ export const simulateCommand: Command = {
     { name: 'baseline', type: 'string', arg: 'KIND', description: 'Instead of federating: local (each trains alone) or centralized (union), same step budget', choices: ['local', 'centralized'] },
     { name: 'engine', type: 'string', arg: 'NAME', description: 'Training engine', default: 'auto', choices: ['auto', 'onnx', 'tfjs'], env: 'FUSS_ENGINE' },
     { name: 'seed', type: 'integer', arg: 'S', description: 'Random seed (partition, initial model, training)', default: 0 },
-    { name: 'out', type: 'string', arg: 'DIR', description: 'Folder for rounds.jsonl, summary.json and global.safetensors' },
+    { name: 'out', type: 'string', arg: 'DIR', description: 'Folder for rounds.jsonl, summary.json, global.safetensors and global-round-<n>.safetensors per round' },
     { name: 'over-http', type: 'boolean', description: 'Run the federation through the real system: `fuss server` on loopback and one `fuss join` process per participant' },
     { name: 'database-url', type: 'string', arg: 'URL', description: 'With --over-http: the server\'s Postgres database (default: embedded, in the work folder)' },
     { name: 'json', type: 'boolean', description: 'Print the summary as JSON on stdout' },
@@ -110,9 +110,9 @@ export const simulateCommand: Command = {
         io.stdout(values.json ? `${JSON.stringify(summary)}\n` : `${result.kind} baseline: mIoU ${summary.final?.mIoU ?? '-'} (${summary.wallSeconds}s)\n`);
         return 0;
       }
-      const writeGlobal = (global: { head: import('@fuss/core').HeadParams; centroids: Float32Array }) =>
+      const writeGlobal = (global: { head: import('@fuss/core').HeadParams; centroids: Float32Array }, file = 'global.safetensors', round = options.rounds) =>
         writeFile(
-          join(out!, 'global.safetensors'),
+          join(out!, file),
           core.encodeModel({
             head: global.head,
             centroids: global.centroids,
@@ -120,8 +120,8 @@ export const simulateCommand: Command = {
             codeDim: global.centroids.length / k,
             k,
             backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: core.featureConfigKey(backbone.descriptor) },
-            round: options.rounds,
-            version: options.rounds,
+            round,
+            version: round,
             info: settings,
           }),
         );
@@ -149,14 +149,18 @@ export const simulateCommand: Command = {
       const rounds: unknown[] = [];
       const result = await core.simulateFederation(train, evaluation, backbone, engine, options, {
         log,
-        onRound: async (record) => {
+        onRound: async (record, global) => {
           const line = {
-            round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds, aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds,
+            round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds,
+            aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds, permutation: record.permutation,
             ...(record.refused ? { refused: record.refused } : {}), ...(record.robust ? { robust: record.robust } : {}),
           };
           rounds.push(line);
           log(`round ${record.round}/${options.rounds}: ${record.metrics ? `mIoU ${record.metrics.mIoU.toFixed(2)}, ` : ''}loss ${record.meanLoss.toFixed(4)}, entropy ${record.meanEntropy.toFixed(2)}, train ${record.trainSeconds.toFixed(1)}s`);
-          if (out) await appendFile(join(out, 'rounds.jsonl'), `${JSON.stringify(line)}\n`);
+          if (out) {
+            await appendFile(join(out, 'rounds.jsonl'), `${JSON.stringify(line)}\n`);
+            await writeGlobal(global, `global-round-${record.round}.safetensors`, record.round);
+          }
         },
       });
       // A poisoned federation can end with an unusable model: say whether every value stayed finite.

@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListParticipantsData, ListParticipantsErrors, ListParticipantsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, RevokeParticipantData, RevokeParticipantErrors, RevokeParticipantResponses, RotateParticipantTokenData, RotateParticipantTokenErrors, RotateParticipantTokenResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
+import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetClassesData, GetClassesErrors, GetClassesResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListParticipantsData, ListParticipantsErrors, ListParticipantsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, RevokeParticipantData, RevokeParticipantErrors, RevokeParticipantResponses, RotateParticipantTokenData, RotateParticipantTokenErrors, RotateParticipantTokenResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SetClassesData, SetClassesErrors, SetClassesResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -120,6 +120,28 @@ export const getModel = <ThrowOnError extends boolean = false>(options: Options<
     security: [{ scheme: 'bearer', type: 'http' }],
     url: '/v1/federations/{federationId}/models/{version}',
     ...options
+});
+
+/**
+ * The names and colours of a federation's classes (admin or its participants)
+ */
+export const getClasses = <ThrowOnError extends boolean = false>(options: Options<GetClassesData, ThrowOnError>) => (options.client ?? client).get<GetClassesResponses, GetClassesErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/classes',
+    ...options
+});
+
+/**
+ * Replace the names and colours of a federation's classes (admin); ids are 0..K-1, each at most once
+ */
+export const setClasses = <ThrowOnError extends boolean = false>(options: Options<SetClassesData, ThrowOnError>) => (options.client ?? client).put<SetClassesResponses, SetClassesErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/classes',
+    ...options,
+    headers: {
+        'Content-Type': 'application/json',
+        ...options.headers
+    }
 });
 
 /**

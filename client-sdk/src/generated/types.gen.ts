@@ -238,6 +238,28 @@ export type RoundHistory = {
     }>;
 };
 
+export type ClassLabel = {
+    /**
+     * Class id in the model, 0..K-1 (stable across global versions)
+     */
+    id: number;
+    /**
+     * What the class is, e.g. road; no control characters
+     */
+    name: string;
+    /**
+     * Overlay colour #rrggbb (default: a fixed colour per id)
+     */
+    colour?: string;
+};
+
+export type ClassLabels = {
+    /**
+     * Named classes, at most one entry per id; ids not listed keep their default name and colour
+     */
+    classes: Array<ClassLabel>;
+};
+
 export type HealthData = {
     body?: never;
     path?: never;
@@ -856,6 +878,108 @@ export type GetModelResponses = {
 
 export type GetModelResponse = GetModelResponses[keyof GetModelResponses];
 
+export type GetClassesData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/classes';
+};
+
+export type GetClassesErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type GetClassesError = GetClassesErrors[keyof GetClassesErrors];
+
+export type GetClassesResponses = {
+    /**
+     * Default Response
+     */
+    200: ClassLabels;
+};
+
+export type GetClassesResponse = GetClassesResponses[keyof GetClassesResponses];
+
+export type SetClassesData = {
+    body: ClassLabels;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/classes';
+};
+
+export type SetClassesErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type SetClassesError = SetClassesErrors[keyof SetClassesErrors];
+
+export type SetClassesResponses = {
+    /**
+     * Default Response
+     */
+    200: ClassLabels;
+};
+
+export type SetClassesResponse = SetClassesResponses[keyof SetClassesResponses];
+
 export type JoinRoundData = {
     body?: never;
     path: {
@@ -1041,9 +1165,17 @@ export type SegmentImageData = {
         federation: string;
         version?: 'latest' | string;
         /**
-         * png: 8-bit class ids (16-bit when k > 256); json: ids as an array; overlay: colours over the image
+         * png: 8-bit class ids (16-bit when k > 256); json: ids as an array with the class table (names, colours, pixel shares); overlay: class colours over the image
          */
         format?: 'png' | 'json' | 'overlay';
+        /**
+         * crf: refine the mask with a dense CRF on the image (edges follow the image)
+         */
+        refine?: 'none' | 'crf';
+        /**
+         * overlay: add a legend of the classes present, by share
+         */
+        legend?: boolean;
     };
     url: '/segment';
 };
@@ -1103,6 +1235,13 @@ export type SegmentImageResponses = {
         k: number;
         modelVersion: number;
         mask: Array<number>;
+        classes: Array<{
+            id: number;
+            name: string;
+            colour: string;
+            pixels: number;
+            share: number;
+        }>;
     };
 };
 

@@ -21,6 +21,9 @@ import type { SegmentPool } from './segmentation/worker-pool.js';
 import { createRoundsService, type RoundsDependencies, type RoundsService } from './services/rounds-service.js';
 import type { ModelComputer } from './aggregation/model-worker.js';
 import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
+import { ClassLabel, ClassLabels } from './schemas/classes.js';
+import { classRoutes } from './routes/classes.js';
+import { createClassesService } from './services/classes-service.js';
 
 export interface AppDependencies {
   db: Database;
@@ -63,7 +66,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -86,6 +89,9 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   await app.register(healthRoutes, { db: deps.db });
   await metricsPlugin(app);
   await app.register(federationRoutes, { federations });
+  // Class names: their routes, and (for /segment's JSON and overlays) the service.
+  const classes = createClassesService({ prisma: deps.db.prisma, federations });
+  await app.register(classRoutes, { classes });
   const rounds = createRoundsService({
     prisma: deps.db.prisma,
     blobs: deps.db.blobs,
@@ -98,7 +104,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   await app.register(roundRoutes, { rounds, federations, uploadBytes: limits.updateBytes, budget: new UploadBudget(limits.uploadBytesInFlight) });
   app.decorate('rounds', rounds);
-  await app.register(segmentRoutes, { segment: createSegmentService({ pool: deps.segmentPool, federations, limits }), imageBytes: limits.imageBytes });
+  await app.register(segmentRoutes, { segment: createSegmentService({ pool: deps.segmentPool, federations, classes, limits }), imageBytes: limits.imageBytes });
   // Aggregations started by a final upload finish before the database closes.
   app.addHook('onClose', async () => rounds.idle());
   if (deps.sweepIntervalMs) {

@@ -105,6 +105,8 @@ for (const [label, fresh] of databases) {
         const history = (await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/rounds`, headers: admin })).json().rounds;
         expect(history.map((r: { number: number; state: string; updates: number }) => [r.number, r.state, r.updates])).toEqual([[1, 'closed', 2], [2, 'open', 0]]);
         expect(history[0].metrics).toMatchObject({ updates: 2, samples: 40, strategy: 'fedavg' });
+        // Stable class ids: which merged centroid became each id is recorded with the round.
+        expect([...history[0].metrics.permutation].sort()).toEqual([0, 1, 2]);
 
         // A late update to the closed round is refused; round 2 completes the federation.
         const late = await put(f.id, 1, f.as(2), update(3));

@@ -84,6 +84,26 @@ describe('POST /segment', () => {
     expect([meta.format, meta.width, meta.height, meta.channels]).toEqual(['png', 30, 20, 3]);
   });
 
+  it("carries the federation's class names in JSON and the legend, and refines with the CRF on request", async () => {
+    const id = await federation();
+    const put = await app.inject({ method: 'PUT', url: `/v1/federations/${id}/classes`, headers: admin, payload: { classes: [{ id: 0, name: 'road', colour: '#804080' }, { id: 2, name: 'sky' }] } });
+    expect(put.statusCode, put.body).toBe(200);
+    const json = (await segment(id, 'json')).json();
+    expect(json.modelVersion).toBe(0);
+    expect(json.classes.map((c: { id: number; name: string }) => [c.id, c.name])).toEqual([[0, 'road'], [1, 'class 1'], [2, 'sky']]);
+    expect(json.classes[0].colour).toBe('#804080');
+    expect(json.classes.reduce((sum: number, c: { pixels: number }) => sum + c.pixels, 0)).toBe(600);
+    const refined = await app.inject({ method: 'POST', url: `/segment?federation=${id}&format=json&refine=crf`, headers: { ...admin, 'content-type': 'image/jpeg' }, payload: image });
+    expect(refined.statusCode, refined.body).toBe(200);
+    expect(refined.json().mask).toHaveLength(600);
+    const legend = await app.inject({ method: 'POST', url: `/segment?federation=${id}&format=overlay&legend=true`, headers: { ...admin, 'content-type': 'image/jpeg' }, payload: image });
+    const meta = await sharp(legend.rawPayload).metadata();
+    // The legend panel (240 pixels) beside the 30 x 20 overlay; the canvas is at least as tall as the image.
+    expect(meta.width).toBe(30 + 240);
+    expect(meta.height).toBeGreaterThanOrEqual(20);
+    expect((await app.inject({ method: 'POST', url: `/segment?federation=${id}&refine=sharpen`, headers: { ...admin, 'content-type': 'image/jpeg' }, payload: image })).statusCode).toBe(400);
+  });
+
   it('answers clear 4xx errors', async () => {
     const id = await federation();
     const notImage = await segment(id, 'png', Buffer.from('this is not an image'), 'image/png');

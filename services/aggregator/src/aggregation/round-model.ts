@@ -67,7 +67,8 @@ export async function computeRoundModel(spec: RoundModelSpec, previousBytes: Uin
   return {
     bytes,
     sha256: sha256Hex(bytes),
-    metrics: { updates: spec.updates.length, samples: spec.updates.reduce((s, u) => s + u.samples, 0), strategy: spec.strategy, aggregation: result.details },
+    // details.permutation[id]: the merged centroid that became class id `id` (ids stay stable across versions).
+    metrics: { updates: spec.updates.length, samples: spec.updates.reduce((s, u) => s + u.samples, 0), strategy: spec.strategy, permutation: result.details.permutation, aggregation: result.details },
   };
 }
 

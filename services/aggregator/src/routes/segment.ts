@@ -9,7 +9,9 @@ import { problemResponses } from '../schemas/common.js';
 const SegmentQuery = Type.Object({
   federation: Type.String({ format: 'uuid', description: 'Federation whose global model segments the image' }),
   version: Type.Optional(Type.Union([Type.Literal('latest'), Type.String({ pattern: '^[0-9]{1,9}$' })], { default: 'latest' })),
-  format: Type.Optional(Type.Union([Type.Literal('png'), Type.Literal('json'), Type.Literal('overlay')], { default: 'png', description: 'png: 8-bit class ids (16-bit when k > 256); json: ids as an array; overlay: colours over the image' })),
+  format: Type.Optional(Type.Union([Type.Literal('png'), Type.Literal('json'), Type.Literal('overlay')], { default: 'png', description: 'png: 8-bit class ids (16-bit when k > 256); json: ids as an array with the class table (names, colours, pixel shares); overlay: class colours over the image' })),
+  refine: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('crf')], { default: 'none', description: 'crf: refine the mask with a dense CRF on the image (edges follow the image)' })),
+  legend: Type.Optional(Type.Boolean({ default: false, description: 'overlay: add a legend of the classes present, by share' })),
 });
 
 export async function segmentRoutes(app: FastifyInstance, opts: { segment: SegmentService; imageBytes: number }) {
@@ -32,7 +34,12 @@ export async function segmentRoutes(app: FastifyInstance, opts: { segment: Segme
           description: 'The mask: PNG of class ids (format=png), a colour overlay PNG (format=overlay), or JSON (format=json)',
           content: {
             'image/png': { schema: { type: 'string', format: 'binary' } },
-            'application/json': { schema: Type.Object({ width: Type.Integer(), height: Type.Integer(), k: Type.Integer(), modelVersion: Type.Integer(), mask: Type.Array(Type.Integer()) }) },
+            'application/json': {
+              schema: Type.Object({
+                width: Type.Integer(), height: Type.Integer(), k: Type.Integer(), modelVersion: Type.Integer(), mask: Type.Array(Type.Integer()),
+                classes: Type.Array(Type.Object({ id: Type.Integer(), name: Type.String(), colour: Type.String(), pixels: Type.Integer(), share: Type.Number() })),
+              }),
+            },
           },
         },
         ...problemResponses(415, 422, 503),
@@ -53,7 +60,7 @@ export async function segmentRoutes(app: FastifyInstance, opts: { segment: Segme
       }
       if (!image || image.length === 0) throw new UnsupportedMediaTypeError('send the image as an image/jpeg or image/png body, or as the file of a multipart/form-data body');
       const version = !request.query.version || request.query.version === 'latest' ? 'latest' : Number(request.query.version);
-      const result = await opts.segment.segment(request.query.federation, version, image, request.query.format ?? 'png');
+      const result = await opts.segment.segment(request.query.federation, version, image, { format: request.query.format ?? 'png', refine: request.query.refine ?? 'none', legend: request.query.legend ?? false });
       reply.headers(result.headers).type(result.contentType);
       return result.body;
     },

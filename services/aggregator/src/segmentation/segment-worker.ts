@@ -4,8 +4,7 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
-import { Backbone, createEngine, decodeModel, featureConfigKey, FussError, type SegmentationModel } from '@fuss/core';
-import { segmentImage, type SegmentJob } from './pipeline.js';
+import { Backbone, createEngine, decodeModel, featureConfigKey, FussError, segmentImage, type SegmentationModel } from '@fuss/core';
 import type { WorkerData, WorkerReply, WorkerRequest } from './worker-pool.js';
 
 const MODEL_CACHE_SIZE = 4;
@@ -45,9 +44,14 @@ async function handle(request: WorkerRequest): Promise<WorkerReply> {
     models.delete(request.model.sha256); // most recently used last
     models.set(request.model.sha256, model);
   }
-  const job: SegmentJob = { image: request.image, format: request.format, modelVersion: request.modelVersion, maxSide: request.maxSide, maxPixels: request.maxPixels };
-  const output = await segmentImage(backbone, engine, model, job);
+  // The one image-to-mask pipeline (@fuss/core segmentImage), as `fuss segment --model` runs it, with
+  // the server's working size and pixel limit.
+  const output = await segmentImage({
+    backbone, engine, model, image: request.image, format: request.format, refine: request.refine, classes: request.classes, legend: request.legend,
+    maxSide: request.maxSide, maxPixels: request.maxPixels, name: 'the uploaded image',
+  });
+  const headers = { 'x-model-version': String(request.modelVersion), 'x-working-size': `${output.workWidth}x${output.workHeight}` };
   // A copy of its own, so its buffer can be transferred (sharp's buffers are not always detachable).
-  const body = typeof output.body === 'string' ? output.body : new Uint8Array(output.body);
-  return { kind: 'done', id: request.id, contentType: output.contentType, headers: output.headers, body };
+  const body = output.body instanceof Uint8Array ? new Uint8Array(output.body) : JSON.stringify({ ...output.body, modelVersion: request.modelVersion });
+  return { kind: 'done', id: request.id, contentType: output.contentType, headers, body };
 }

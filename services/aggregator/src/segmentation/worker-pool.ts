@@ -4,9 +4,8 @@
 // worker stopped and replaced, and is answered 503. The main thread only routes messages.
 
 import { Worker } from 'node:worker_threads';
-import { FussError, type ResolvedDevice } from '@fuss/core';
+import { FussError, type ClassLabel, type MaskFormat, type Refinement, type ResolvedDevice } from '@fuss/core';
 import { ServiceUnavailableError } from '../errors.js';
-import type { SegmentFormat } from './pipeline.js';
 
 export interface WorkerData {
   backbonePath: string;
@@ -15,10 +14,17 @@ export interface WorkerData {
   device?: ResolvedDevice;
 }
 
-export interface WorkerRequest {
+/** What a request asks for besides the image: format, refinement, class names, legend. */
+export interface SegmentOptions {
+  format: MaskFormat;
+  refine?: Refinement;
+  classes?: ClassLabel[];
+  legend?: boolean;
+}
+
+export interface WorkerRequest extends SegmentOptions {
   id: number;
   image: Uint8Array;
-  format: SegmentFormat;
   modelVersion: number;
   model: { sha256: string; bytes?: Uint8Array };
   maxSide: number;
@@ -32,9 +38,8 @@ export type WorkerReply =
   | { kind: 'done'; id: number; contentType: string; headers: Record<string, string>; body: Uint8Array | string }
   | { kind: 'failed'; id: number; status: number; type: string; message: string };
 
-export interface SegmentRequest {
+export interface SegmentRequest extends SegmentOptions {
   image: Uint8Array;
-  format: SegmentFormat;
   modelVersion: number;
   modelSha256: string;
   /** Reads the model's bytes (only when a worker does not hold the model yet). */
@@ -188,6 +193,9 @@ export class SegmentPool {
       id: job.id,
       image: request.image,
       format: request.format,
+      refine: request.refine,
+      classes: request.classes,
+      legend: request.legend,
       modelVersion: request.modelVersion,
       model: { sha256: request.modelSha256, bytes: modelBytes },
       maxSide: request.maxSide,

@@ -7,19 +7,20 @@ import { ConflictError, PayloadTooLargeError } from '../errors.js';
 import { FussError } from '@fuss/core';
 import type { FederationsService } from './federations-service.js';
 import { readImageHeader } from '../segmentation/image-header.js';
-import type { SegmentPool } from '../segmentation/worker-pool.js';
-import type { SegmentFormat } from '../segmentation/pipeline.js';
-
-export type { SegmentFormat } from '../segmentation/pipeline.js';
+import type { SegmentOptions, SegmentPool } from '../segmentation/worker-pool.js';
+import type { ClassesService } from './classes-service.js';
 
 export function createSegmentService(deps: {
   pool?: SegmentPool;
   federations: Pick<FederationsService, 'get' | 'model' | 'latestVersion' | 'modelInfo'>;
+  /** The federation's class names and colours, for JSON masks and overlays. */
+  classes?: Pick<ClassesService, 'get'>;
   limits: Pick<ServerLimits, 'imagePixels' | 'segmentMaxSide' | 'jsonMaskPixels'>;
 }) {
   const { limits } = deps;
   return {
-    async segment(federationId: string, version: number | 'latest', image: Uint8Array, format: SegmentFormat) {
+    async segment(federationId: string, version: number | 'latest', image: Uint8Array, options: SegmentOptions) {
+      const { format } = options;
       const federation = await deps.federations.get(federationId);
       const pool = deps.pool;
       if (!pool?.backbone) throw new ConflictError('this server was started without a backbone (fuss server --backbone ONNX); it cannot segment images', 'no-backbone');
@@ -35,9 +36,11 @@ export function createSegmentService(deps: {
         throw new FussError(`a ${header.width}x${header.height} mask is too large for format=json (at most ${(limits.jsonMaskPixels / 1e6).toFixed(1)} MP); ask for format=png`, { status: 422, type: 'mask-too-large' });
       }
       const model = await deps.federations.modelInfo(federationId, version);
+      const classes = format === 'png' ? undefined : await deps.classes?.get(federationId);
       const result = await pool.segment({
         image,
-        format,
+        ...options,
+        classes,
         modelVersion: model.version,
         modelSha256: model.sha256,
         modelBytes: async () => (await deps.federations.model(federationId, model.version)).weights,

@@ -73,6 +73,8 @@ export interface RoundRecord {
   refused?: { clientId: string; reason: string }[];
   /** What the robust rule did: clipped, dropped (Krum) or trimmed participants. */
   robust?: { clipped?: string[]; dropped?: string[]; trimmedPooledRows?: Record<string, number> };
+  /** With module C: `permutation[id]` is the merged centroid that became class id `id` (stable ids). */
+  permutation?: number[];
 }
 
 export interface SimulationResult {
@@ -85,7 +87,8 @@ export interface SimulationResult {
 }
 
 export interface SimulationHooks {
-  onRound?: (record: RoundRecord) => void | Promise<void>;
+  /** After every round, with the round's global model (safe to keep: never mutated afterwards). */
+  onRound?: (record: RoundRecord, global: { head: HeadParams; centroids: Float32Array }) => void | Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -199,6 +202,7 @@ export async function simulateFederation(
     const trainSeconds = (performance.now() - trainStarted) / 1000;
     const aggregateStarted = performance.now();
     let robustRecord: RoundRecord['robust'];
+    let permutation: number[] | undefined;
     if (accepted.length > 0) {
       const aggregated = strategy.aggregate(accepted, {
         k: options.k,
@@ -212,6 +216,7 @@ export async function simulateFederation(
       global = { head: aggregated.head, centroids: aggregated.centroids };
       headsKept = aggregated.clientHeadsKept;
       centroidsKept = aggregated.clientCentroidsKept;
+      if (Array.isArray(aggregated.details.permutation)) permutation = aggregated.details.permutation as number[];
       const details = aggregated.details.robust as RoundRecord['robust'] | undefined;
       if (details) robustRecord = { clipped: details.clipped, dropped: details.dropped, trimmedPooledRows: details.trimmedPooledRows };
     }
@@ -230,9 +235,10 @@ export async function simulateFederation(
       evaluateSeconds: (performance.now() - evaluateStarted) / 1000,
       ...(refused.length ? { refused } : {}),
       ...(robustRecord ? { robust: robustRecord } : {}),
+      ...(permutation ? { permutation } : {}),
     };
     rounds.push(record);
-    await hooks.onRound?.(record);
+    await hooks.onRound?.(record, global);
   }
   return {
     partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),

@@ -11,6 +11,7 @@ import { ConfigError, ShapeError } from '../errors.js';
 import { createRng } from '../math/rng.js';
 import { AggregationError } from './aggregation-error.js';
 import { alignToReference } from './centroid-mergers.js';
+import { keepCentroidIds } from './stable-ids.js';
 import {
   capSampleCounts, clipFactors, coordinateMedian, coordinateTrimmedMean, formatRobustRule, krumAttackers, krumSelect, shrinkTowards, squaredDistance,
   trimCount, type RobustRule,
@@ -205,6 +206,10 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
       merged = result.centroids;
       mergeDetails = result.details ?? {};
     }
+    // Class ids stay stable across versions: the merge is reordered onto the previous centroids.
+    const stable = keepCentroidIds(merged, previous.centroids, k, codeDim);
+    merged = stable.centroids;
+    mergeDetails = { ...mergeDetails, permutation: stable.permutation };
   }
   return {
     head: head ?? cloneHead(previous.head),

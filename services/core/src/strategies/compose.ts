@@ -21,8 +21,9 @@ export interface StrategyParts extends MergeParts {
  * 3. weights clients with module W (`clientWeights`, sample counts capped unless the rule is `none`);
  * 4. applies the robust rule (clipping, trimming or Krum's selection);
  * 5. head: weighted mean when module E is on, else a copy of `ctx.previous.head` and `clientHeadsKept`;
- * 6. centroids: the merge when module C is on (rng = `createRng(ctx.seed)`), else a copy of
- *    `ctx.previous.centroids` and `clientCentroidsKept`.
+ * 6. centroids: the merge when module C is on (rng = `createRng(ctx.seed)`), reordered onto
+ *    `ctx.previous.centroids` so class ids stay stable across versions (`keepCentroidIds`; the order
+ *    is in `details.permutation`), else a copy of `ctx.previous.centroids` and `clientCentroidsKept`.
  */
 export function composeStrategy(parts: StrategyParts): Strategy {
   const { name, description } = parts;

@@ -17,6 +17,7 @@ export * from './strategy.js';
 export * from './compose.js';
 export * from './robust.js';
 export * from './aggregation-steps.js';
+export * from './stable-ids.js';
 export * from './fedavg.js';
 export * from './fedcc-kmeans.js';
 export * from './fedcc-maximin.js';

@@ -56,7 +56,10 @@ export interface AggregationResult {
    * that wants the reference code's "encoder only" behaviour lets participants keep their own centroids.
    */
   clientCentroidsKept: boolean;
-  /** JSON-serialisable diagnostics: strategy, clients in aggregation order, weights, merge statistics. */
+  /**
+   * JSON-serialisable diagnostics: strategy, clients in aggregation order, weights, merge statistics,
+   * and with module C `permutation` (`permutation[id]`: the merged row that became class id `id`).
+   */
   details: Record<string, unknown>;
 }
 
