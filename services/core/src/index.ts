@@ -14,6 +14,7 @@ export * from './io/feature-cache.js';
 export * from './dataset/dataset.js';
 export * from './features/extract.js';
 export * from './cluster/kmeans.js';
+export * from './cluster/distance-kernel.js';
 export * from './cluster/maximin.js';
 export * from './cluster/hungarian.js';
 export * from './metrics/segmentation-metrics.js';
