@@ -1,0 +1,242 @@
+// k-means' distance work (cluster/distance-kernel.ts) as float32 matrix products in onnxruntime: one
+// Gemm gives `||r||² - 2 x·r` for every point x and row r. Float32 sums are not exact, so every
+// assignment whose two best scores are closer than the proven error bound is settled again in float64;
+// the assignments are then exactly those of the TypeScript kernel.
+
+import type * as Ort from 'onnxruntime-node';
+import { nearestInto, dotRows, squaredNormsInto, type DistanceKernel, type DistanceKernelFactory } from '../../cluster/distance-kernel.js';
+import { kmeansAsync, type KMeansOptions, type KMeansResult } from '../../cluster/kmeans.js';
+import { buildOnnxModel, OnnxDataType, type OnnxGraphSpec } from '../../onnx/model-builder.js';
+
+/** Options of {@link onnxDistanceKernel}. */
+export interface OnnxDistanceKernelOptions {
+  /** onnxruntime intra-op threads (0: all cores), as for the backbone. */
+  threads?: number;
+}
+
+/**
+ * Rows per Gemm for k-means++ seeding distances: the rows are zero-padded to this many so that one
+ * restart's float32 results, and so its seeds, do not depend on how many restarts run beside it.
+ */
+export const SEED_ROWS_PER_PRODUCT = 16;
+
+/** Unit roundoff of float32. */
+const FLOAT32_EPSILON = 2 ** -24;
+
+/**
+ * A kernel over `points` that runs `||r||² - 2 X·Rᵀ` as one onnxruntime Gemm per call (MLAS sgemm:
+ * AVX-512 / AVX2 on x86) and finishes in TypeScript:
+ *
+ * - `nearest`: the best and second-best float32 scores of each point are compared with
+ *   {@link scoreErrorBound}; when they are within twice the bound of each other the float32 result
+ *   might be the wrong one, and the point is settled with `nearestExact` (float64). Elsewhere the true
+ *   nearest centroid is the float32 one. So assignments, ties included, equal the exact kernel's.
+ * - `squaredDistances` (seeding): `||x||² + score`, float32-accurate; a distance within the error
+ *   bound of zero is reported as zero, so a point's copies are never drawn as seeds while other points
+ *   are at a distance. These weights differ from the exact kernel's in the last float32 bits, so D²
+ *   sampling can (rarely) draw another point than `kmeans` would from the same rng.
+ *
+ * Results are deterministic for a machine: MLAS sums each output in a fixed order whatever the thread
+ * count. onnxruntime is loaded on first use.
+ */
+export function onnxDistanceKernel(options: OnnxDistanceKernelOptions = {}): DistanceKernelFactory {
+  return (points, dim, pointNorms) => createOnnxDistanceKernel(points, dim, pointNorms, options);
+}
+
+/** The kernel of {@link onnxDistanceKernel} itself, with its {@link OnnxDistanceKernel.closeCalls} count. */
+export async function createOnnxDistanceKernel(
+  points: Float32Array,
+  dim: number,
+  pointNorms: Float64Array,
+  options: OnnxDistanceKernelOptions = {},
+): Promise<OnnxDistanceKernel> {
+  const ort = await import('onnxruntime-node');
+  // The backbone's session options (backbone.ts).
+  const sessionOptions: Ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: options.threads ?? 0,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: 'all',
+  };
+  const [scores, bestTwo] = await Promise.all([
+    ort.InferenceSession.create(buildScoresGraph(dim), sessionOptions),
+    ort.InferenceSession.create(buildBestTwoGraph(dim), sessionOptions),
+  ]);
+  return new OnnxDistanceKernel(ort, { scores, bestTwo }, points, dim, pointNorms);
+}
+
+/**
+ * {@link kmeans} (same options, same result) with {@link onnxDistanceKernel}: for large inputs, e.g. the
+ * raw-feature baseline's 100 000 x 768 cells. Seeded determinism as `kmeans`; see the kernel for how
+ * its results relate to `kmeans`'s.
+ *
+ * @throws as `kmeans`
+ */
+export function kmeansOnnx(points: Float32Array, dim: number, options: KMeansOptions & OnnxDistanceKernelOptions): Promise<KMeansResult> {
+  return kmeansAsync(points, dim, options, onnxDistanceKernel({ threads: options.threads }));
+}
+
+/** The Gemm: `scores [n, m] = -2 * points [n, dim] · rowsᵀ + rowNorms [1, m]`, with n and m free. */
+export function buildScoresGraph(dim: number): Uint8Array {
+  return buildOnnxModel({ name: 'kmeans_scores', ...scoresGraph(dim), outputs: [{ name: 'scores', elemType: OnnxDataType.float, dims: ['n', 'm'] }] });
+}
+
+/**
+ * The Gemm of {@link buildScoresGraph} followed by the two lowest scores of each point in ascending
+ * order (`best [n, 2]`) and the column of the lowest (`bestIndex [n, 1]`, int32): the kernel reads 3
+ * values per point instead of m.
+ */
+export function buildBestTwoGraph(dim: number): Uint8Array {
+  const graph = scoresGraph(dim);
+  return buildOnnxModel({
+    name: 'kmeans_best_two',
+    ...graph,
+    initializers: [
+      { name: 'zero', dims: [1], data: { int64: [0] } },
+      { name: 'one', dims: [1], data: { int64: [1] } },
+      { name: 'two', dims: [1], data: { int64: [2] } },
+    ],
+    nodes: [
+      ...graph.nodes,
+      { op: 'TopK', inputs: ['scores', 'two'], outputs: ['best', 'bestTwoIndices'], attributes: { axis: 1, largest: 0, sorted: 1 } },
+      // Column 0 of the indices: starts [0], ends [1] on axis 1.
+      { op: 'Slice', inputs: ['bestTwoIndices', 'zero', 'one', 'one'], outputs: ['bestIndex64'] },
+      { op: 'Cast', inputs: ['bestIndex64'], outputs: ['bestIndex'], attributes: { to: OnnxDataType.int32 } },
+    ],
+    outputs: [
+      { name: 'best', elemType: OnnxDataType.float, dims: ['n', 2] },
+      { name: 'bestIndex', elemType: OnnxDataType.int32, dims: ['n', 1] },
+    ],
+  });
+}
+
+function scoresGraph(dim: number): Pick<OnnxGraphSpec, 'inputs' | 'nodes'> {
+  const f = OnnxDataType.float;
+  return {
+    inputs: [
+      { name: 'points', elemType: f, dims: ['n', dim] },
+      { name: 'rows', elemType: f, dims: ['m', dim] },
+      { name: 'rowNorms', elemType: f, dims: [1, 'm'] },
+    ],
+    nodes: [{ op: 'Gemm', inputs: ['points', 'rows', 'rowNorms'], outputs: ['scores'], attributes: { transB: 1 }, floatAttributes: { alpha: -2, beta: 1 } }],
+  };
+}
+
+/**
+ * A bound on |float32 score - exact score| for a point of norm `pointNorm` against rows of norm at
+ * most `rowNorm`, whatever order and FMA use the Gemm sums in. The score `||r||² - 2 x·r` is a sum of
+ * dim + 1 terms whose absolute values add up to at most `rowNorm² + 2 pointNorm rowNorm`
+ * (Cauchy-Schwarz); any float32 evaluation of such a sum is off by at most γ(dim + 1) times that,
+ * γ(m) = m u / (1 - m u) (Higham, Accuracy and Stability of Numerical Algorithms, 2002, section 3.1),
+ * plus u for rounding `||r||²` to float32 and the output. Twice `(dim + 4) u` covers all of it for
+ * dim < 2^20; the small constant covers products that underflow to subnormals or zero.
+ */
+export function scoreErrorBound(dim: number, pointNorm: number, rowNorm: number): number {
+  return 2 * (dim + 4) * FLOAT32_EPSILON * rowNorm * (rowNorm + 2 * pointNorm) + dim * 2 ** -120;
+}
+
+/**
+ * Above this, `||r||² + 2 ||x|| ||r||` (a bound on every partial sum of a score) could overflow float32
+ * (max ~3.4e38); such calls run exactly in TypeScript instead, so the Gemm never yields Inf or NaN.
+ */
+const FLOAT32_SAFE_MAGNITUDE = 1e37;
+
+/** See {@link onnxDistanceKernel}. */
+export class OnnxDistanceKernel implements DistanceKernel {
+  /** Points whose assignment the float32 scores could not decide (settled in float64), over all calls. */
+  closeCalls = 0;
+  private readonly n: number;
+  private readonly pointsTensor: Ort.Tensor;
+  /** [n] Euclidean norm of each point. */
+  private readonly pointLengths: Float64Array;
+  private readonly maxPointLength: number;
+
+  constructor(
+    private readonly ort: typeof Ort,
+    private readonly sessions: { scores: Ort.InferenceSession; bestTwo: Ort.InferenceSession },
+    private readonly points: Float32Array,
+    private readonly dim: number,
+    private readonly pointNorms: Float64Array,
+  ) {
+    this.n = pointNorms.length;
+    this.pointsTensor = new ort.Tensor('float32', points, [this.n, dim]);
+    this.pointLengths = pointNorms.map(Math.sqrt);
+    this.maxPointLength = this.pointLengths.reduce((a, b) => Math.max(a, b), 0);
+  }
+
+  async squaredDistances(rows: Float32Array, count: number, out: Float64Array): Promise<void> {
+    const { n, dim, points, pointNorms, pointLengths } = this;
+    const m = SEED_ROWS_PER_PRODUCT;
+    for (let first = 0; first < count; first += m) {
+      const used = Math.min(m, count - first);
+      const batch = new Float32Array(m * dim);
+      batch.set(rows.subarray(first * dim, (first + used) * dim));
+      const norms = squaredNormsInto(batch, m, dim, new Float64Array(m));
+      if (!this.fitsFloat32(norms)) {
+        for (let r = 0; r < used; r++) {
+          for (let i = 0; i < n; i++) {
+            const d = pointNorms[i] - 2 * dotRows(points, i * dim, batch, r * dim, dim) + norms[r];
+            out[(first + r) * n + i] = d < 0 ? 0 : d;
+          }
+        }
+        continue;
+      }
+      const scores = (await this.run(this.sessions.scores, batch, norms, m)).scores.data as Float32Array;
+      for (let r = 0; r < used; r++) {
+        const rowLength = Math.sqrt(norms[r]);
+        const o = (first + r) * n;
+        for (let i = 0; i < n; i++) {
+          const d = pointNorms[i] + scores[i * m + r];
+          out[o + i] = d > scoreErrorBound(dim, pointLengths[i], rowLength) ? d : 0;
+        }
+      }
+    }
+  }
+
+  async nearest(centroids: Float32Array, k: number, out: Int32Array): Promise<void> {
+    const { n, dim, points, pointLengths } = this;
+    if (k === 1) {
+      out.fill(0);
+      return;
+    }
+    const norms = squaredNormsInto(centroids, k, dim, new Float64Array(k));
+    if (!this.fitsFloat32(norms)) {
+      nearestInto(points, n, dim, centroids, k, out);
+      return;
+    }
+    const result = await this.run(this.sessions.bestTwo, centroids, norms, k);
+    const best = result.best.data as Float32Array; // [n, 2] ascending
+    const bestIndex = result.bestIndex.data as Int32Array;
+    const maxLength = Math.sqrt(Math.max(...norms));
+    const close: number[] = [];
+    for (let i = 0; i < n; i++) {
+      out[i] = bestIndex[i];
+      if (!(best[2 * i + 1] - best[2 * i] > 2 * scoreErrorBound(dim, pointLengths[i], maxLength))) close.push(i);
+    }
+    // The close calls, gathered and settled together by the exact kernel.
+    const rows = new Float32Array(close.length * dim);
+    close.forEach((i, r) => rows.set(points.subarray(i * dim, i * dim + dim), r * dim));
+    const exact = new Int32Array(close.length);
+    nearestInto(rows, close.length, dim, centroids, k, exact);
+    close.forEach((i, r) => (out[i] = exact[r]));
+    this.closeCalls += close.length;
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([this.sessions.scores.release(), this.sessions.bestTwo.release()]);
+  }
+
+  private fitsFloat32(rowNorms: Float64Array): boolean {
+    const rowLength = Math.sqrt(Math.max(...rowNorms));
+    return rowLength * (rowLength + 2 * this.maxPointLength) < FLOAT32_SAFE_MAGNITUDE;
+  }
+
+  /** Runs a scores graph on m rows ([m, dim]) with their float64 norms. */
+  private run(session: Ort.InferenceSession, rows: Float32Array, norms: Float64Array, m: number): Promise<Ort.InferenceSession.ReturnType> {
+    const { ort, dim } = this;
+    return session.run({
+      points: this.pointsTensor,
+      rows: new ort.Tensor('float32', rows.subarray(0, m * dim), [m, dim]),
+      rowNorms: new ort.Tensor('float32', Float32Array.from(norms.subarray(0, m)), [1, m]),
+    });
+  }
+}
