@@ -8,7 +8,7 @@
 
 import { ConfigError, NonFiniteError, ShapeError } from '../errors.js';
 import type { Rng } from '../math/rng.js';
-import { ExactDistanceKernel, dotRows, squaredNormsInto, type DistanceKernel, type DistanceKernelFactory } from './distance-kernel.js';
+import { ExactDistanceKernel, dotRows, nearestInto, squaredNormsInto, type DistanceKernel, type DistanceKernelFactory } from './distance-kernel.js';
 
 /** Options of {@link kmeans}. */
 export interface KMeansOptions {
@@ -122,7 +122,7 @@ export function assignNearest(points: Float32Array, dim: number, centroids: Floa
   }
   const assignments = out ?? new Int32Array(n);
   if (assignments.length !== n) throw new ShapeError(`assignment buffer has length ${assignments.length}, expected ${n}`);
-  new ExactDistanceKernel(points, dim, squaredNormsInto(points, n, dim, new Float64Array(n))).nearest(centroids, k, assignments);
+  nearestInto(points, n, dim, centroids, k, assignments);
   return assignments;
 }
 
