@@ -129,12 +129,12 @@ describe('kmeansOnnx', () => {
     expect(fast.iterations).toBe(reference.iterations);
   });
 
-  it('is deterministic for a seed, picks distinct seeds, and matches kmeans in quality', async () => {
+  it('is deterministic for a seed, whatever the thread count, and matches kmeans in quality', async () => {
     const rng = createRng(9);
     const dim = 10;
     const points = gaussian(600, dim, rng);
-    const a = await kmeansOnnx(points, dim, { k: 5, rng: createRng(10) });
-    const b = await kmeansOnnx(points, dim, { k: 5, rng: createRng(10) });
+    const a = await kmeansOnnx(points, dim, { k: 5, rng: createRng(10), threads: 1 });
+    const b = await kmeansOnnx(points, dim, { k: 5, rng: createRng(10), threads: 2 });
     expectClose(a.centroids, b.centroids, EXACT, 'centroids');
     expect(a.inertia).toBe(b.inertia);
     const reference = kmeans(points, dim, { k: 5, rng: createRng(10) });
