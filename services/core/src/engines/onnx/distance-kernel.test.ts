@@ -59,6 +59,15 @@ describe('onnxruntime distance kernel: nearest', () => {
     expectClose(fast, exact, EXACT, 'assignments');
     expect(closeCalls).toBeGreaterThan(n / 2); // the float32 scores could decide none of the ties
     expect(Array.from(fast).every((c) => c !== 2)).toBe(true); // a duplicate never beats the first copy
+    // The same ties with a third centroid far away (settled between the two best), and with k = 2.
+    const far = centroids.slice();
+    far.fill(0, 2 * dim, 3 * dim);
+    far[2 * dim + 1] = 50;
+    const withFar = await bothNearest(points, dim, far, 3);
+    expectClose(withFar.fast, withFar.exact, EXACT, 'assignments, third centroid far');
+    expect(withFar.closeCalls).toBeGreaterThan(n / 2);
+    const two = await bothNearest(points, dim, centroids.subarray(0, 2 * dim), 2);
+    expectClose(two.fast, two.exact, EXACT, 'assignments, k = 2');
   });
 
   it('stays exact where float32 cannot resolve the distances (points far from the origin)', async () => {
@@ -66,10 +75,11 @@ describe('onnxruntime distance kernel: nearest', () => {
     const dim = 16;
     // Spread 1e-3 around 1000: float32 scores carry errors of ~1e-1, far above the score gaps.
     const points = gaussian(300, dim, rng, 1e-3, 1000);
-    const centroids = gaussian(4, dim, rng, 1e-3, 1000);
-    const { exact, fast, closeCalls } = await bothNearest(points, dim, centroids, 4);
-    expectClose(fast, exact, EXACT, 'assignments');
-    expect(closeCalls).toBeGreaterThan(0);
+    for (const k of [2, 3, 4]) {
+      const { exact, fast, closeCalls } = await bothNearest(points, dim, gaussian(k, dim, rng, 1e-3, 1000), k);
+      expectClose(fast, exact, EXACT, `assignments, k = ${k}`);
+      expect(closeCalls).toBeGreaterThan(0);
+    }
   });
 
   it('runs values beyond float32 range exactly instead of overflowing', async () => {

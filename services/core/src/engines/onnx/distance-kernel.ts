@@ -20,8 +20,9 @@ export interface OnnxDistanceKernelOptions {
  */
 export const SEED_ROWS_PER_PRODUCT = 16;
 
-/** Unit roundoff of float32. */
+/** Unit roundoff of float32 and float64. */
 const FLOAT32_EPSILON = 2 ** -24;
+const FLOAT64_EPSILON = 2 ** -53;
 
 /**
  * A kernel over `points` that runs `||r||² - 2 X·Rᵀ` as one onnxruntime Gemm per call (MLAS sgemm:
@@ -29,8 +30,9 @@ const FLOAT32_EPSILON = 2 ** -24;
  *
  * - `nearest`: the best and second-best float32 scores of each point are compared with
  *   {@link scoreErrorBound}; when they are within twice the bound of each other the float32 result
- *   might be the wrong one, and the point is settled by `nearestInto` (float64). Elsewhere the true
- *   nearest centroid is the float32 one. So assignments, ties included, equal the exact kernel's.
+ *   might be the wrong one, and the point is settled in float64 as `nearestInto` settles it (among the
+ *   two best when the third is clearly worse, else among all). Elsewhere the true nearest centroid is
+ *   the float32 one. So assignments, ties included, equal the exact kernel's.
  * - `squaredDistances` (seeding): `||x||² + score`, float32-accurate; a distance within the error
  *   bound of zero is reported as zero, so a point's copies are never drawn as seeds while other points
  *   are at a distance. These weights differ from the exact kernel's in the last float32 bits, so D²
@@ -58,11 +60,11 @@ export async function createOnnxDistanceKernel(
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
   };
-  const [scores, bestTwo] = await Promise.all([
+  const [scores, bestScores] = await Promise.all([
     ort.InferenceSession.create(buildScoresGraph(dim), sessionOptions),
-    ort.InferenceSession.create(buildBestTwoGraph(dim), sessionOptions),
+    ort.InferenceSession.create(buildBestScoresGraph(dim), sessionOptions),
   ]);
-  return new OnnxDistanceKernel(ort, { scores, bestTwo }, points, dim, pointNorms);
+  return new OnnxDistanceKernel(ort, { scores, bestScores }, points, dim, pointNorms);
 }
 
 /**
@@ -82,30 +84,23 @@ export function buildScoresGraph(dim: number): Uint8Array {
 }
 
 /**
- * The Gemm of {@link buildScoresGraph} followed by the two lowest scores of each point in ascending
- * order (`best [n, 2]`) and the column of the lowest (`bestIndex [n, 1]`, int32): the kernel reads 3
- * values per point instead of m.
+ * The Gemm of {@link buildScoresGraph} followed by the `top` (an int64 [1] input, at most m) lowest
+ * scores of each point in ascending order, `best [n, top]`, and their columns, `bestIndex [n, top]`
+ * (int32): the kernel reads 6 values per point instead of m.
  */
-export function buildBestTwoGraph(dim: number): Uint8Array {
+export function buildBestScoresGraph(dim: number): Uint8Array {
   const graph = scoresGraph(dim);
   return buildOnnxModel({
-    name: 'kmeans_best_two',
-    ...graph,
-    initializers: [
-      { name: 'zero', dims: [1], data: { int64: [0] } },
-      { name: 'one', dims: [1], data: { int64: [1] } },
-      { name: 'two', dims: [1], data: { int64: [2] } },
-    ],
+    name: 'kmeans_best_scores',
+    inputs: [...graph.inputs, { name: 'top', elemType: OnnxDataType.int64, dims: [1] }],
     nodes: [
       ...graph.nodes,
-      { op: 'TopK', inputs: ['scores', 'two'], outputs: ['best', 'bestTwoIndices'], attributes: { axis: 1, largest: 0, sorted: 1 } },
-      // Column 0 of the indices: starts [0], ends [1] on axis 1.
-      { op: 'Slice', inputs: ['bestTwoIndices', 'zero', 'one', 'one'], outputs: ['bestIndex64'] },
+      { op: 'TopK', inputs: ['scores', 'top'], outputs: ['best', 'bestIndex64'], attributes: { axis: 1, largest: 0, sorted: 1 } },
       { op: 'Cast', inputs: ['bestIndex64'], outputs: ['bestIndex'], attributes: { to: OnnxDataType.int32 } },
     ],
     outputs: [
-      { name: 'best', elemType: OnnxDataType.float, dims: ['n', 2] },
-      { name: 'bestIndex', elemType: OnnxDataType.int32, dims: ['n', 1] },
+      { name: 'best', elemType: OnnxDataType.float, dims: ['n', 'top'] },
+      { name: 'bestIndex', elemType: OnnxDataType.int32, dims: ['n', 'top'] },
     ],
   });
 }
@@ -129,10 +124,13 @@ function scoresGraph(dim: number): Pick<OnnxGraphSpec, 'inputs' | 'nodes'> {
  * (Cauchy-Schwarz); any float32 evaluation of such a sum is off by at most γ(dim + 1) times that,
  * γ(m) = m u / (1 - m u) (Higham, Accuracy and Stability of Numerical Algorithms, 2002, section 3.1),
  * plus u for rounding `||r||²` to float32 and the output. Twice `(dim + 4) u` covers all of it for
- * dim < 2^20; the small constant covers products that underflow to subnormals or zero.
+ * dim < 2^20, with a margin; the float64 kernel's own rounding (2^-29 of that) is added so that a
+ * point decided here is decided the same way in float64, and the small constant covers products that
+ * underflow to subnormals or zero.
  */
 export function scoreErrorBound(dim: number, pointNorm: number, rowNorm: number): number {
-  return 2 * (dim + 4) * FLOAT32_EPSILON * rowNorm * (rowNorm + 2 * pointNorm) + dim * 2 ** -120;
+  const sum = rowNorm * (rowNorm + 2 * pointNorm);
+  return 2 * (dim + 4) * (FLOAT32_EPSILON + FLOAT64_EPSILON) * sum + dim * 2 ** -120;
 }
 
 /**
@@ -153,7 +151,7 @@ export class OnnxDistanceKernel implements DistanceKernel {
 
   constructor(
     private readonly ort: typeof Ort,
-    private readonly sessions: { scores: Ort.InferenceSession; bestTwo: Ort.InferenceSession },
+    private readonly sessions: { scores: Ort.InferenceSession; bestScores: Ort.InferenceSession },
     private readonly points: Float32Array,
     private readonly dim: number,
     private readonly pointNorms: Float64Array,
@@ -204,16 +202,27 @@ export class OnnxDistanceKernel implements DistanceKernel {
       nearestInto(points, n, dim, centroids, k, out);
       return;
     }
-    const result = await this.run(this.sessions.bestTwo, centroids, norms, k);
-    const best = result.best.data as Float32Array; // [n, 2] ascending
-    const bestIndex = result.bestIndex.data as Int32Array;
+    // The three best scores: when the third is clearly worse than the best, only the first two can be
+    // nearest, and two float64 dot products settle a close call instead of k.
+    const top = Math.min(3, k);
+    const result = await this.run(this.sessions.bestScores, centroids, norms, k, { top: new this.ort.Tensor('int64', BigInt64Array.of(BigInt(top)), [1]) });
+    const best = result.best.data as Float32Array; // [n, top] ascending
+    const bestIndex = result.bestIndex.data as Int32Array; // [n, top]
     const maxLength = Math.sqrt(Math.max(...norms));
     const close: number[] = [];
     for (let i = 0; i < n; i++) {
-      out[i] = bestIndex[i];
-      if (!(best[2 * i + 1] - best[2 * i] > 2 * scoreErrorBound(dim, pointLengths[i], maxLength))) close.push(i);
+      const o = i * top;
+      const margin = 2 * scoreErrorBound(dim, pointLengths[i], maxLength);
+      if (best[o + 1] - best[o] > margin) {
+        out[i] = bestIndex[o];
+      } else if (k === 2 || best[o + 2] - best[o] > margin) {
+        out[i] = this.nearestOfTwo(i, centroids, norms, bestIndex[o], bestIndex[o + 1]);
+        this.closeCalls++;
+      } else {
+        close.push(i);
+      }
     }
-    // The close calls, gathered and settled together by the exact kernel.
+    // The closest calls, gathered and settled together by the exact kernel.
     const rows = new Float32Array(close.length * dim);
     close.forEach((i, r) => rows.set(points.subarray(i * dim, i * dim + dim), r * dim));
     const exact = new Int32Array(close.length);
@@ -222,8 +231,16 @@ export class OnnxDistanceKernel implements DistanceKernel {
     this.closeCalls += close.length;
   }
 
+  /** Of centroids a and b, the one `nearestInto` would choose for point i (float64 scores, ties to the lower index). */
+  private nearestOfTwo(i: number, centroids: Float32Array, norms: Float64Array, a: number, b: number): number {
+    const { points, dim } = this;
+    const scoreA = norms[a] - 2 * dotRows(points, i * dim, centroids, a * dim, dim);
+    const scoreB = norms[b] - 2 * dotRows(points, i * dim, centroids, b * dim, dim);
+    return scoreA < scoreB || (scoreA === scoreB && a < b) ? a : b;
+  }
+
   async dispose(): Promise<void> {
-    await Promise.all([this.sessions.scores.release(), this.sessions.bestTwo.release()]);
+    await Promise.all([this.sessions.scores.release(), this.sessions.bestScores.release()]);
   }
 
   private fitsFloat32(rowNorms: Float64Array): boolean {
@@ -232,12 +249,19 @@ export class OnnxDistanceKernel implements DistanceKernel {
   }
 
   /** Runs a scores graph on m rows ([m, dim]) with their float64 norms. */
-  private run(session: Ort.InferenceSession, rows: Float32Array, norms: Float64Array, m: number): Promise<Ort.InferenceSession.ReturnType> {
+  private run(
+    session: Ort.InferenceSession,
+    rows: Float32Array,
+    norms: Float64Array,
+    m: number,
+    extra: Record<string, Ort.Tensor> = {},
+  ): Promise<Ort.InferenceSession.ReturnType> {
     const { ort, dim } = this;
     return session.run({
       points: this.pointsTensor,
       rows: new ort.Tensor('float32', rows.subarray(0, m * dim), [m, dim]),
       rowNorms: new ort.Tensor('float32', Float32Array.from(norms.subarray(0, m)), [1, m]),
+      ...extra,
     });
   }
 }
