@@ -120,17 +120,18 @@ function scoresGraph(dim: number): Pick<OnnxGraphSpec, 'inputs' | 'nodes'> {
 /**
  * A bound on |float32 score - exact score| for a point of norm `pointNorm` against rows of norm at
  * most `rowNorm`, whatever order and FMA use the Gemm sums in. The score `||r||² - 2 x·r` is a sum of
- * dim + 1 terms whose absolute values add up to at most `rowNorm² + 2 pointNorm rowNorm`
- * (Cauchy-Schwarz); any float32 evaluation of such a sum is off by at most γ(dim + 1) times that,
- * γ(m) = m u / (1 - m u) (Higham, Accuracy and Stability of Numerical Algorithms, 2002, section 3.1),
- * plus u for rounding `||r||²` to float32 and the output. Twice `(dim + 4) u` covers all of it for
- * dim < 2^20, with a margin; the float64 kernel's own rounding (2^-29 of that) is added so that a
- * point decided here is decided the same way in float64, and the small constant covers products that
- * underflow to subnormals or zero.
+ * dim + 1 terms whose absolute values add up to at most `sum = rowNorm² + 2 pointNorm rowNorm`
+ * (Cauchy-Schwarz). However the Gemm orders it (onnxruntime writes `||r||²` into the output, MLAS adds
+ * `-2 x·r` to it block by block of the shared dimension, with or without FMA), no term is rounded more
+ * than dim + 1 times, so the result is off by at most γ(dim + 1) sum, γ(m) = m u / (1 - m u) (Higham,
+ * Accuracy and Stability of Numerical Algorithms, 2002, sections 2.2 and 3.1); rounding `||r||²` to
+ * float32 adds u sum at most. `(dim + 4) u sum` covers both for dim < 2^20. The float64 kernel's own
+ * rounding, `(dim + 4) 2^-53 sum`, is added so that a point decided here is decided the same way in
+ * float64, and the small constant covers products that underflow to subnormals or zero.
  */
 export function scoreErrorBound(dim: number, pointNorm: number, rowNorm: number): number {
   const sum = rowNorm * (rowNorm + 2 * pointNorm);
-  return 2 * (dim + 4) * (FLOAT32_EPSILON + FLOAT64_EPSILON) * sum + dim * 2 ** -120;
+  return (dim + 4) * (FLOAT32_EPSILON + FLOAT64_EPSILON) * sum + dim * 2 ** -120;
 }
 
 /**
