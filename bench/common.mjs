@@ -7,11 +7,18 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
+const sharedRoot = () => resolve(process.env.FUSS_ASSETS ?? join(here, '..', '..', 'shared'));
+const neededAssets = (root) => [join(root, 'data', 'camvid', 'train'), join(root, 'models', 'mobilenetv2-int8-features.onnx')];
+
+/** Whether the shared assets that {@link sharedAssets} needs are there. */
+export function hasSharedAssets() {
+  return neededAssets(sharedRoot()).every((path) => existsSync(path));
+}
+
 /** The shared assets folder (FUSS_ASSETS, default ../shared next to the checkout); exits 1 if absent. */
 export function sharedAssets() {
-  const root = resolve(process.env.FUSS_ASSETS ?? join(here, '..', '..', 'shared'));
-  const needed = [join(root, 'data', 'camvid', 'train'), join(root, 'models', 'mobilenetv2-int8-features.onnx')];
-  for (const path of needed) {
+  const root = sharedRoot();
+  for (const path of neededAssets(root)) {
     if (!existsSync(path)) {
       console.error(`error: ${path} not found; benchmarks need the shared assets (set FUSS_ASSETS to their folder)`);
       process.exit(1);

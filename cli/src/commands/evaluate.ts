@@ -68,6 +68,7 @@ export const evaluateCommand: Command = {
           seed: values.seed as number,
           maxSamples: values['fit-samples'] as number,
           restarts: values.restarts as number,
+          threads: values.threads as number,
           cacheDir,
           log,
           onProgress: (done) => fitProgress.update(done),

@@ -16,6 +16,8 @@ export * from './io/feature-cache.js';
 export * from './dataset/dataset.js';
 export * from './features/extract.js';
 export * from './cluster/kmeans.js';
+export * from './cluster/distance-kernel.js';
+export { kmeansOnnx, onnxDistanceKernel, type OnnxDistanceKernelOptions } from './engines/onnx/distance-kernel.js';
 export * from './cluster/maximin.js';
 export * from './cluster/hungarian.js';
 export * from './metrics/segmentation-metrics.js';

@@ -1,9 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, ShapeError } from '../errors.js';
+import { ConfigError, NonFiniteError, ShapeError } from '../errors.js';
 import { createRng, type Rng } from '../math/rng.js';
 import { EXACT, FLOAT32_TOLERANCE, expectClose, expectCloseScalar } from '../test-support/expect-close.js';
-import { assignNearest, kmeans, kmeansPlusPlusInit } from './kmeans.js';
+import { assignNearest, kmeans, kmeansAsync, kmeansPlusPlusInit } from './kmeans.js';
+import { ExactDistanceKernel } from './distance-kernel.js';
 
 // Fixed so CI is reproducible; fast-check prints the seed and path of any failure.
 const FC_SEED = 0x6b6d;
@@ -156,6 +157,35 @@ describe('kmeans', () => {
     expect(() => kmeans(points, 3, { k: 2, rng, maxIterations: -1 })).toThrow(ConfigError);
     expect(() => kmeans(points, 3, { k: 2, rng, tolerance: Number.NaN })).toThrow(ConfigError);
     expect(() => kmeans(new Float32Array(0), 3, { k: 1, rng })).toThrow(ConfigError);
+  });
+
+  it('refuses points holding NaN or Infinity', () => {
+    const rng = createRng(0);
+    expect(() => kmeans(new Float32Array([0, 1, Number.NaN, 2]), 2, { k: 1, rng })).toThrow(NonFiniteError);
+    expect(() => kmeans(new Float32Array([0, 1, 2, -Infinity]), 2, { k: 2, rng })).toThrow(/point 1 holds NaN or Infinity/);
+    expect(() => kmeansPlusPlusInit(new Float32Array([Number.NaN, 0]), 1, 1, rng)).toThrow(NonFiniteError);
+  });
+
+  it('starts from given centres: maxIterations 0 returns them, and they must fit', () => {
+    const points = blobs([[0, 0], [4, 4]], 10, 1, createRng(11));
+    const init = new Float32Array([1, 1, 3, 3]);
+    const rng = createRng(12);
+    const start = kmeans(points, 2, { k: 2, rng, init, maxIterations: 0 });
+    expectClose(start.centroids, init, EXACT);
+    expectClose(start.assignments, assignNearest(points, 2, init, 2), EXACT);
+    const run = kmeans(points, 2, { k: 2, rng, init });
+    expect(run.inertia).toBeLessThanOrEqual(start.inertia);
+    expect(() => kmeans(points, 2, { k: 2, rng, init, restarts: 2 })).toThrow(ConfigError);
+    expect(() => kmeans(points, 2, { k: 2, rng, init: new Float32Array(3) })).toThrow(ShapeError);
+    expect(() => kmeans(points, 2, { k: 2, rng, init: new Float32Array([0, 0, Number.NaN, 0]) })).toThrow(NonFiniteError);
+  });
+
+  it('gives the same result through kmeansAsync with the exact kernel', async () => {
+    const points = blobs([[0, 0, 0], [3, 3, 3], [0, 5, 0]], 20, 1, createRng(13));
+    const reference = kmeans(points, 3, { k: 3, rng: createRng(14) });
+    const viaAsync = await kmeansAsync(points, 3, { k: 3, rng: createRng(14) }, async (p, dim, norms) => new ExactDistanceKernel(p, dim, norms));
+    expectClose(viaAsync.centroids, reference.centroids, EXACT);
+    expect(viaAsync.inertia).toBe(reference.inertia);
   });
 });
 

@@ -4,7 +4,7 @@
 import type { Backbone } from '../backbone/backbone.js';
 import type { Dataset } from '../dataset/dataset.js';
 import { extractFeatures, type ExtractOptions } from '../features/extract.js';
-import { kmeans } from '../cluster/kmeans.js';
+import { kmeansOnnx } from '../engines/onnx/distance-kernel.js';
 import { createRng, type Rng } from '../math/rng.js';
 import { ConfigError } from '../errors.js';
 import type { FeatureMap } from '../backbone/backbone.js';
@@ -17,6 +17,8 @@ export interface KMeansBaselineOptions extends ExtractOptions {
   /** k-means restarts (default 3) and iteration cap (default 100). */
   restarts?: number;
   maxIterations?: number;
+  /** onnxruntime intra-op threads for the k-means distances (0: all cores, the default). */
+  threads?: number;
 }
 
 export interface FittedCentroids {
@@ -56,9 +58,24 @@ function sampleWithoutReplacement(n: number, count: number, rng: Rng): number[] 
   return [...chosen].sort((a, b) => a - b);
 }
 
-/** Fits k-means centroids on unit-normalised backbone features of a dataset's images. */
-export async function fitKMeansCentroids(dataset: Dataset, backbone: Backbone, options: KMeansBaselineOptions): Promise<FittedCentroids> {
-  const rng = createRng(options.seed ?? 0);
+/** Feature cells sampled by {@link sampleFeatureCells}. */
+export interface SampledCells {
+  /** [samples, channels] unit-normalised cells. */
+  points: Float32Array;
+  samples: number;
+  channels: number;
+}
+
+/**
+ * Samples up to `maxSamples` (default 100 000) unit-normalised feature cells spread evenly over a
+ * dataset's images (the points the raw-feature baseline clusters). Draws from `rng`.
+ */
+export async function sampleFeatureCells(
+  dataset: Dataset,
+  backbone: Backbone,
+  rng: Rng,
+  options: ExtractOptions & { maxSamples?: number } = {},
+): Promise<SampledCells> {
   const maxSamples = options.maxSamples ?? 100_000;
   const perImage = Math.max(1, Math.ceil(maxSamples / dataset.items.length));
   let points = new Float32Array(0);
@@ -73,21 +90,32 @@ export async function fitKMeansCentroids(dataset: Dataset, backbone: Backbone, o
     }
     rows += sampleUnitCells(features, perImage, rng, points, rows);
   }
-  if (rows < options.k) {
-    throw new ConfigError(`k-means with k = ${options.k} needs at least ${options.k} feature cells, the fitting set gave ${rows}`);
+  return { points: points.subarray(0, rows * channels), samples: rows, channels };
+}
+
+/** Fits k-means centroids on unit-normalised backbone features of a dataset's images. */
+export async function fitKMeansCentroids(dataset: Dataset, backbone: Backbone, options: KMeansBaselineOptions): Promise<FittedCentroids> {
+  const rng = createRng(options.seed ?? 0);
+  const { points, samples, channels } = await sampleFeatureCells(dataset, backbone, rng, options);
+  if (samples < options.k) {
+    throw new ConfigError(`k-means with k = ${options.k} needs at least ${options.k} feature cells, the fitting set gave ${samples}`);
   }
-  points = points.subarray(0, rows * channels);
-  const result = kmeans(points, channels, {
+  const restarts = options.restarts ?? 3;
+  const started = performance.now();
+  const result = await kmeansOnnx(points, channels, {
     k: options.k,
     rng: rng.fork(),
-    restarts: options.restarts ?? 3,
+    restarts,
     maxIterations: options.maxIterations ?? 100,
+    threads: options.threads,
   });
+  const seconds = (performance.now() - started) / 1000;
+  options.log?.(`k-means: ${samples} x ${channels}, k = ${options.k}, ${restarts} restarts in ${seconds.toFixed(1)} s (best: ${result.iterations} iterations)`);
   return {
     centroids: result.centroids,
     k: options.k,
     channels,
-    samples: rows,
+    samples,
     inertia: result.inertia,
     iterations: result.iterations,
   };
