@@ -121,10 +121,11 @@ async function runAll(bin, label) {
   for (const attack of rows) {
     if (attack.afterOnly && label !== 'after') continue;
     // A server that breaks the connection (or dies) is a result too, not the end of the run.
+    const prepared = await attack.prepare?.(server.target);
     const watched = await underWatch(server.url, server.child.pid, async () => {
       const started = performance.now();
       try {
-        return await attack.run(server.target, { patienceMs });
+        return await attack.run(server.target, { patienceMs }, prepared);
       } catch (err) {
         return { ms: Math.round(performance.now() - started), note: `client saw: ${err.cause?.code ?? err.message}` };
       }

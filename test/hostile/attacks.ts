@@ -3,7 +3,7 @@
 // asserts on these reports; bench/hostile prints them for this server and for an older build.
 
 import sharp from 'sharp';
-import { createRng, encodeModel, encodeSafetensors, initCentroids, initHead } from '@fuss/core';
+import { createRng, decodeSafetensors, encodeModel, encodeSafetensors, initCentroids, initHead } from '@fuss/core';
 import { rawRequest, type RawResult } from './harness.js';
 
 export interface Target {
@@ -38,7 +38,9 @@ export interface Attack {
   name: string;
   /** The row of the issue's table this reproduces. */
   row: string;
-  run(target: Target, options?: AttackOptions): Promise<Observation>;
+  /** Builds what the attack sends (before the server is watched: building it is not the server's work). */
+  prepare?(target: Target): Promise<Buffer>;
+  run(target: Target, options?: AttackOptions, prepared?: Buffer): Promise<Observation>;
 }
 
 const wait = (options: AttackOptions | undefined, ms: number) => Math.min(ms, options?.patienceMs ?? ms);
@@ -146,8 +148,8 @@ export const ATTACKS: Attack[] = [
   {
     name: 'png-3000x3000',
     row: 'a 26 KB PNG declaring 3000x3000 pixels to /segment (participant token)',
-    run: async (t) => {
-      const png = await pngBomb(3000, 3000);
+    prepare: () => pngBomb(3000, 3000),
+    run: async (t, _o, png = Buffer.alloc(0)) => {
       const observation = await timed(() => fetch(`${t.url}/segment?federation=${t.federationId}`, { method: 'POST', headers: { authorization: `Bearer ${t.participantToken}`, 'content-type': 'image/png' }, body: png }));
       return { ...observation, note: `${Math.round(png.length / 1024)} KB body` };
     },
@@ -155,7 +157,8 @@ export const ATTACKS: Attack[] = [
   {
     name: 'png-6000x5000',
     row: 'a PNG declaring 30 MP, above the pixel limit',
-    run: async (t) => timed(async () => fetch(`${t.url}/segment?federation=${t.federationId}`, { method: 'POST', headers: { authorization: `Bearer ${t.participantToken}`, 'content-type': 'image/png' }, body: await pngBomb(6000, 5000) })),
+    prepare: () => pngBomb(6000, 5000),
+    run: async (t, _o, body) => timed(() => fetch(`${t.url}/segment?federation=${t.federationId}`, { method: 'POST', headers: { authorization: `Bearer ${t.participantToken}`, 'content-type': 'image/png' }, body })),
   },
   ...(['svg', 'tiff', 'gif'] as const).map((format): Attack => ({
     name: `${format}-as-png`,
@@ -198,13 +201,15 @@ export const ATTACKS: Attack[] = [
   },
   {
     name: 'update-50000-tensors',
-    row: 'an update with 50 000 empty tensors',
-    run: (t) => {
-      const tensors: Record<string, { dims: number[]; data: Float32Array }> = {};
+    row: 'an update with 50 000 empty tensors beside its real ones',
+    // A valid update plus 50 000 empty extra tensors: a parser that lists the extras in its message
+    // answers with megabytes.
+    prepare: async (t) => {
+      const { tensors, metadata } = decodeSafetensors(modelBytes(t, 3));
       for (let i = 0; i < 50_000; i++) tensors[`t${i}`] = { dims: [0], data: new Float32Array(0) };
-      const body = Buffer.from(encodeSafetensors(tensors, { format: 'fuss-segmentation-model' }));
-      return timed(() => fetch(`${t.url}/v1/federations/${t.federationId}/rounds/1/update?samples=5`, { method: 'PUT', headers: { authorization: `Bearer ${t.participantToken}`, 'content-type': 'application/octet-stream' }, body }));
+      return Buffer.from(encodeSafetensors(tensors, metadata));
     },
+    run: (t, _o, body) => timed(() => fetch(`${t.url}/v1/federations/${t.federationId}/rounds/1/update?samples=5`, { method: 'PUT', headers: { authorization: `Bearer ${t.participantToken}`, 'content-type': 'application/octet-stream' }, body })),
   },
   ...([8192, 4096] as const).map((channels): Attack => ({
     name: `federation-channels-${channels}`,

@@ -1,5 +1,5 @@
 // The server tried as an attacker would (issue #10), against a real `fuss server` process on loopback
-// with its default limits (timeouts shortened to keep the suite quick): every hostile request gets a
+// with its default limits (the body and header timeouts shortened to keep the suite quick): every hostile request gets a
 // 4xx or a closed connection within a time bound, /healthz keeps answering within HEALTH_BOUND_MS
 // throughout, and the server's memory stays within a bound. Runs alone (vitest project "hostile"), so
 // other test files do not compete for the two cores while latencies are measured.
@@ -18,7 +18,7 @@ import { underWatch } from './harness.js';
 
 /** /healthz must answer within this under every attack (a sequential probe, 20 ms apart). */
 const HEALTH_BOUND_MS = 300;
-const IDLE_TIMEOUT_MS = 2000;
+const BODY_IDLE_TIMEOUT_MS = 2000;
 const HEADERS_TIMEOUT_MS = 2000;
 
 let dir = '';
@@ -32,7 +32,7 @@ beforeAll(async () => {
   const opened = await Backbone.open(modelPath);
   const backbone = { id: 'tiny-cnn', sha256: opened.descriptor.sha256, featureKey: featureConfigKey(opened.descriptor), channels: await opened.featureChannels() };
   await opened.close();
-  server = await startServer({ FUSS_IDLE_TIMEOUT_MS: String(IDLE_TIMEOUT_MS), FUSS_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), LOG_LEVEL: 'info' }, ['--db-dir', join(dir, 'db'), '--backbone', modelPath]);
+  server = await startServer({ FUSS_BODY_IDLE_TIMEOUT_MS: String(BODY_IDLE_TIMEOUT_MS), FUSS_HEADERS_TIMEOUT_MS: String(HEADERS_TIMEOUT_MS), LOG_LEVEL: 'info' }, ['--db-dir', join(dir, 'db'), '--backbone', modelPath]);
   const federation = await (await fetch(`${server.url}/v1/federations`, {
     method: 'POST',
     headers: adminHeaders,
@@ -52,7 +52,7 @@ const EXPECTED: Record<string, { status?: number; closed?: boolean; withinMs: nu
   'json-50mb-no-token': { status: 401, closed: true, withinMs: 1000, rssGrowthMiB: 40 },
   'json-50mb-admin': { status: 413, closed: true, withinMs: 1000, rssGrowthMiB: 40 },
   'stalled-uploads-no-token-x20': { status: 401, closed: true, withinMs: 2500, rssGrowthMiB: 40 },
-  'stalled-body-with-token': { closed: true, withinMs: IDLE_TIMEOUT_MS + 2500, rssGrowthMiB: 20 },
+  'stalled-body-with-token': { closed: true, withinMs: BODY_IDLE_TIMEOUT_MS + 2500, rssGrowthMiB: 20 },
   'stalled-headers': { closed: true, withinMs: HEADERS_TIMEOUT_MS + 2500, rssGrowthMiB: 20 },
   'png-3000x3000': { status: 200, withinMs: 15_000, rssGrowthMiB: 400 },
   'png-6000x5000': { status: 413, withinMs: 1500, rssGrowthMiB: 40 },
@@ -77,7 +77,8 @@ describe('hostile requests against a real server', () => {
   for (const attack of ATTACKS) {
     it(`${attack.name}: ${attack.row}`, async () => {
       const expected = EXPECTED[attack.name];
-      const watched = await underWatch(server.url, server.child.pid!, () => attack.run(target));
+      const prepared = await attack.prepare?.(target);
+      const watched = await underWatch(server.url, server.child.pid!, () => attack.run(target, {}, prepared));
       const observation = watched.result;
       const context = `${attack.name}: ${JSON.stringify({ observation, health: watched.health, rss: [watched.rssBeforeMiB, watched.rssPeakMiB] })}`;
       if (expected.status !== undefined) expect(observation.status, context).toBe(expected.status);
@@ -108,9 +109,10 @@ describe('a 51 MB model', () => {
     })).json() as { id: string };
     const tokens: string[] = [];
     for (const name of ['a', 'b']) tokens.push((await (await fetch(`${server.url}/v1/federations/${federation.id}/participants`, { method: 'POST', headers: adminHeaders, body: JSON.stringify({ name }) })).json() as { token: string }).token);
+    const bodies = tokens.map((_, i) => modelBytes(target, 10 + i, shape));
     const watched = await underWatch(server.url, server.child.pid!, async () => {
       for (const [i, token] of tokens.entries()) {
-        const body = modelBytes(target, 10 + i, shape);
+        const body = bodies[i];
         const response = await fetch(`${server.url}/v1/federations/${federation.id}/rounds/1/update?samples=${5 + i}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, body });
         expect(response.status, await response.text()).toBe(201);
       }

@@ -7,6 +7,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { Database } from './db/database.js';
 import { limitsWith, type ServerConfig, type ServerLimits } from './config.js';
 import { problemDetails } from './plugins/problem-details.js';
+import { bodyIdleTimeout } from './plugins/body-idle.js';
 import { authPlugin } from './plugins/auth.js';
 import { Problem, STANDARD_ERRORS } from './schemas/common.js';
 import { Federation, FederationCreate, FederationList, Participant, ParticipantCreate, ParticipantCreated, ParticipantDetails, ParticipantList } from './schemas/federations.js';
@@ -66,6 +67,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
+  await app.register(bodyIdleTimeout, { idleMs: limits.bodyIdleTimeoutMs });
   for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {

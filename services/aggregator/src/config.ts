@@ -29,8 +29,10 @@ export interface ServerLimits {
   headersTimeoutMs: number;
   /** Time to receive a whole request (headers and body). */
   requestTimeoutMs: number;
-  /** A connection with no traffic in either direction for this long is closed (a stalled body too). */
+  /** A connection with no traffic in either direction for this long is closed. */
   idleTimeoutMs: number;
+  /** A request body with no new byte for this long is cut off. */
+  bodyIdleTimeoutMs: number;
   /** An idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs: number;
   /** Open connections, in all. */
@@ -87,7 +89,8 @@ export const LIMIT_SETTINGS: readonly LimitSetting[] = [
   { key: 'segmentTimeoutMs', env: 'FUSS_SEGMENT_TIMEOUT_MS', default: 30_000, min: 100, max: 3_600_000, description: 'longest /segment inference; its worker is restarted after it' },
   { key: 'headersTimeoutMs', env: 'FUSS_HEADERS_TIMEOUT_MS', default: 10_000, min: 100, max: 600_000, description: 'time to receive the request headers' },
   { key: 'requestTimeoutMs', env: 'FUSS_REQUEST_TIMEOUT_MS', default: 900_000, min: 1000, max: 86_400_000, description: 'time to receive a whole request (64 MiB in 15 minutes is 75 KB/s)' },
-  { key: 'idleTimeoutMs', env: 'FUSS_IDLE_TIMEOUT_MS', default: 60_000, min: 100, max: 3_600_000, description: 'a connection with no traffic for this long is closed, a stalled body too' },
+  { key: 'idleTimeoutMs', env: 'FUSS_IDLE_TIMEOUT_MS', default: 60_000, min: 100, max: 3_600_000, description: 'a connection with no traffic for this long is closed (also while a client waits for an answer)' },
+  { key: 'bodyIdleTimeoutMs', env: 'FUSS_BODY_IDLE_TIMEOUT_MS', default: 15_000, min: 100, max: 3_600_000, description: 'a request body with no new byte for this long is cut off' },
   { key: 'keepAliveTimeoutMs', env: 'FUSS_KEEPALIVE_TIMEOUT_MS', default: 10_000, min: 100, max: 600_000, description: 'idle keep-alive connections are closed after this long' },
   { key: 'maxConnections', env: 'FUSS_MAX_CONNECTIONS', default: 1024, min: 1, max: 1_000_000, description: 'open connections in all' },
   { key: 'maxConnectionsPerIp', env: 'FUSS_MAX_CONNECTIONS_PER_IP', default: 64, min: 1, max: 1_000_000, description: 'open connections from one client address' },
