@@ -7,7 +7,7 @@ import type { ClassLabel } from '@fuss/core';
 import type { CliIo } from '../io.js';
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { ADMIN_TOKEN_OPTION, openApi, RETRY_OPTIONS, SERVER_OPTION } from './remote.js';
+import { ADMIN_TOKEN_OPTION, RETRY_OPTIONS, SERVER_OPTION, withApi } from './remote.js';
 
 const FEDERATION_OPTION = { name: 'federation', type: 'string', arg: 'ID', description: 'Federation id', required: true } as const;
 
@@ -24,14 +24,11 @@ export const classesShowCommand: Command = {
   ],
   examples: ['fuss classes show --server http://127.0.0.1:8080 --federation 6f1c...'],
   async run(values, _positionals, io) {
-    const api = await openApi(values, (values.token ?? io.env.FUSS_ADMIN_TOKEN) as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, (values.token ?? io.env.FUSS_ADMIN_TOKEN) as string | undefined, io, async (api) => {
       const classes = await api.getClasses(values.federation as string);
       printClasses(io, classes, values.json === true);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 
@@ -52,13 +49,10 @@ export const classesSetCommand: Command = {
   async run(values, _positionals, io) {
     if ((values.file === undefined) === (values.names === undefined)) throw new UsageError('give the names with --file FILE or with --names "ID=NAME,..."');
     const classes = values.file !== undefined ? await readClassesFile(values.file as string) : parseNames(values.names as string);
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       printClasses(io, await api.setClasses(values.federation as string, classes), values.json === true);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 

@@ -1,6 +1,6 @@
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { ADMIN_TOKEN_OPTION, openApi, RETRY_OPTIONS, SERVER_OPTION } from './remote.js';
+import { ADMIN_TOKEN_OPTION, RETRY_OPTIONS, SERVER_OPTION, withApi } from './remote.js';
 import { parseModules } from './shared.js';
 
 export const federationCreateCommand: Command = {
@@ -47,8 +47,7 @@ export const federationCreateCommand: Command = {
     } finally {
       await backbone.close();
     }
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       const federation = await api.createFederation({
         name: values.name as string,
         backbone: identity,
@@ -69,9 +68,7 @@ export const federationCreateCommand: Command = {
       });
       io.stdout(values.json ? `${JSON.stringify(federation)}\n` : `${federation.id}\n`);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 
@@ -89,14 +86,11 @@ export const participantAddCommand: Command = {
   ],
   examples: ['fuss participant add --server http://127.0.0.1:8080 --federation 6f1c... --name hospital-a'],
   async run(values, _positionals, io) {
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       const participant = await api.addParticipant(values.federation as string, values.name as string);
       io.stdout(values.json ? `${JSON.stringify(participant)}\n` : `${participant.token}\n`);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 
@@ -109,8 +103,7 @@ export const participantListCommand: Command = {
   options: [...PARTICIPANT_OPTIONS, ...RETRY_OPTIONS, { name: 'json', type: 'boolean', description: 'Print the participants as JSON' }],
   examples: ['fuss participant list --server http://127.0.0.1:8080 --federation 6f1c...'],
   async run(values, _positionals, io) {
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       const participants = await api.listParticipants(values.federation as string);
       if (values.json) {
         io.stdout(`${JSON.stringify(participants)}\n`);
@@ -119,9 +112,7 @@ export const participantListCommand: Command = {
         for (const p of participants) io.stdout(`${[p.enrolmentIndex, p.name, p.id, p.roundsContributed, p.lastSeenAt ?? 'never', p.revoked ? `revoked ${p.revokedAt}` : 'active'].join('\t')}\n`);
       }
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 
@@ -132,14 +123,11 @@ export const participantRevokeCommand: Command = {
   options: [...PARTICIPANT_OPTIONS, { name: 'participant', type: 'string', arg: 'ID', description: 'Participant id (from participant list)', required: true }, ...RETRY_OPTIONS],
   examples: ['fuss participant revoke --server http://127.0.0.1:8080 --federation 6f1c... --participant 0b2e...'],
   async run(values, _positionals, io) {
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       const participant = await api.revokeParticipant(values.federation as string, values.participant as string);
       io.stdout(`revoked ${participant.name} (${participant.id}) at ${participant.revokedAt}\n`);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };
 
@@ -150,13 +138,10 @@ export const participantRotateCommand: Command = {
   options: [...PARTICIPANT_OPTIONS, { name: 'participant', type: 'string', arg: 'ID', description: 'Participant id (from participant list)', required: true }, ...RETRY_OPTIONS, { name: 'json', type: 'boolean', description: 'Print the participant (with its new token) as JSON' }],
   examples: ['fuss participant rotate --server http://127.0.0.1:8080 --federation 6f1c... --participant 0b2e...'],
   async run(values, _positionals, io) {
-    const api = await openApi(values, values['admin-token'] as string | undefined, (line) => io.stderr(`${line}\n`));
-    try {
+    return withApi(values, values['admin-token'] as string | undefined, io, async (api) => {
       const participant = await api.rotateParticipantToken(values.federation as string, values.participant as string);
       io.stdout(values.json ? `${JSON.stringify(participant)}\n` : `${participant.token}\n`);
       return 0;
-    } finally {
-      await api.close();
-    }
+    });
   },
 };

@@ -20,6 +20,16 @@ export async function openApi(values: OptionValues, token: string | undefined, o
   });
 }
 
+/** Runs `work` with an API client for these options (retries reported on stderr), closing it after. */
+export async function withApi<T>(values: OptionValues, token: string | undefined, io: { stderr(text: string): void }, work: (api: Awaited<ReturnType<typeof openApi>>) => Promise<T>): Promise<T> {
+  const api = await openApi(values, token, (line) => io.stderr(`${line}\n`));
+  try {
+    return await work(api);
+  } finally {
+    await api.close();
+  }
+}
+
 /** What a command prints when the transport retries a request. */
 export function retryLine(event: { attempt: number; delayMs: number; reason: string }): string {
   return `retrying (attempt ${event.attempt + 1}) in ${(event.delayMs / 1000).toFixed(1)}s: ${event.reason}`;
