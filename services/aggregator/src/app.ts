@@ -24,6 +24,11 @@ import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 import { ClassLabel, ClassLabels } from './schemas/classes.js';
 import { classRoutes } from './routes/classes.js';
 import { createClassesService } from './services/classes-service.js';
+import { CentroidHistory, UpdateReport, UpdateReports } from './schemas/history.js';
+import { historyRoutes } from './routes/history.js';
+import { createHistoryService } from './services/history-service.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardDir } from '@fuss/dashboard';
 
 export interface AppDependencies {
   db: Database;
@@ -38,6 +43,8 @@ export interface AppDependencies {
   timeouts?: Pick<ServerLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** Where models are computed: the server passes its worker thread; default the calling thread. */
   modelComputer?: ModelComputer;
+  /** Folder of the built dashboard served at / (default: the @fuss/dashboard workspace's dist/). */
+  dashboardDir?: string;
   /** Test hook of the rounds service (runs before an aggregation's commit). */
   beforeCommit?: RoundsDependencies['beforeCommit'];
 }
@@ -66,7 +73,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels, CentroidHistory, UpdateReport, UpdateReports]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -92,6 +99,8 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Class names: their routes, and (for /segment's JSON and overlays) the service.
   const classes = createClassesService({ prisma: deps.db.prisma, federations });
   await app.register(classRoutes, { classes });
+  await app.register(historyRoutes, { history: createHistoryService({ prisma: deps.db.prisma, blobs: deps.db.blobs, federations, classes }) });
+  await app.register(dashboardRoutes, { dir: deps.dashboardDir ?? dashboardDir });
   const rounds = createRoundsService({
     prisma: deps.db.prisma,
     blobs: deps.db.blobs,

@@ -88,6 +88,8 @@ export async function startServer(
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!config.adminToken) log('no FUSS_ADMIN_TOKEN: admin routes are open to local users (requests addressed to a loopback name only)');
   log(`listening on ${url} (API docs at ${url}/docs)`);
+  // The token itself is never printed: logs are kept and shared; the page asks for it (or takes /#token=...).
+  log(`dashboard: ${url}/${config.adminToken ? ' (sign in with FUSS_ADMIN_TOKEN or a participant token)' : ''}`);
   return {
     url,
     close: async () => {
