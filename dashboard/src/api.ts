@@ -4,7 +4,7 @@
 // The API's types, generated from the server's OpenAPI document (npm run openapi): the dashboard
 // breaks at type-check time, not in a browser, when the API changes.
 import type {
-  CentroidHistory, Federation, Participant, ParticipantCreated, ParticipantDetails, RoundHistory, UpdateReport,
+  CentroidHistory, EvaluationList, Federation, Participant, ParticipantCreated, ParticipantDetails, RoundHistory, UpdateReport,
 } from '../../client-sdk/src/generated/types.gen';
 
 export class ApiError extends Error {
@@ -14,7 +14,7 @@ export class ApiError extends Error {
 }
 
 // Re-exported under the names the components use.
-export type { CentroidHistory, Federation, ParticipantCreated, ParticipantDetails, UpdateReport };
+export type { CentroidHistory, EvaluationList, Federation, ParticipantCreated, ParticipantDetails, UpdateReport };
 export type ParticipantSelf = Participant;
 export type ClassEntry = CentroidHistory['classes'][number];
 

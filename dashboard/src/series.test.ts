@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Round, UpdateReport } from './api';
-import { metricNames, participantSeries, serverSeries } from './series';
+import { metricNames, participantSeries, serverSeries, validationSeries } from './series';
 
 const report = (round: number, participant: string, enrolmentIndex: number, metrics: Record<string, number>): UpdateReport => ({ round, participant, enrolmentIndex, samples: 10 * (enrolmentIndex + 1), receivedAt: '2025-01-01T00:00:00Z', metrics });
 
@@ -26,5 +26,19 @@ describe('serverSeries', () => {
     expect(serverSeries(rounds, 'aggregationSeconds')).toEqual({ xs: [1, 2], series: [{ label: 'aggregation seconds', values: [0.25, 0.5] }] });
     expect(serverSeries(rounds, 'clipped').series[0].values).toEqual([null, 1]);
     expect(serverSeries(rounds, 'dropped').series[0].values).toEqual([null, 0]);
+  });
+});
+
+describe('validationSeries', () => {
+  it('charts mIoU and pixel accuracy by version, with a gap where a version could not be evaluated', () => {
+    const evaluations = [
+      { version: 2, round: 2, evaluatedAt: '', mIoU: 30, pixelAccuracy: 60 },
+      { version: 0, round: 0, evaluatedAt: '', mIoU: 10, pixelAccuracy: 40 },
+      { version: 1, round: 1, evaluatedAt: '', error: 'unreadable' },
+    ];
+    expect(validationSeries({ enabled: true, evaluations, pending: 0 })).toEqual({
+      xs: [0, 1, 2],
+      series: [{ label: 'mIoU', values: [10, null, 30] }, { label: 'pixel accuracy', values: [40, null, 60] }],
+    });
   });
 });

@@ -1,7 +1,7 @@
 // Chart data from the API's answers: per round, what each participant reported with its update,
 // and what the server measured while aggregating.
 
-import type { Round, UpdateReport } from './api';
+import type { EvaluationList, Round, UpdateReport } from './api';
 
 export interface ChartData {
   /** Round numbers (the x axis). */
@@ -61,4 +61,17 @@ function serverValue(round: Round, metric: ServerMetric): number | null {
 export function serverSeries(rounds: readonly Round[], metric: ServerMetric): ChartData {
   const aggregated = rounds.filter((r) => r.metrics !== null).sort((a, b) => a.number - b.number);
   return { xs: aggregated.map((r) => r.number), series: [{ label: SERVER_METRICS[metric], values: aggregated.map((r) => serverValue(r, metric)) }] };
+}
+
+/** mIoU and pixel accuracy (percent) of every scored version (x: the version); versions that failed are gaps. */
+export function validationSeries(list: EvaluationList): ChartData {
+  const scored = [...list.evaluations].sort((a, b) => a.version - b.version);
+  const value = (v: number | undefined) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return {
+    xs: scored.map((e) => e.version),
+    series: [
+      { label: 'mIoU', values: scored.map((e) => value(e.mIoU)) },
+      { label: 'pixel accuracy', values: scored.map((e) => value(e.pixelAccuracy)) },
+    ],
+  };
 }

@@ -1,9 +1,9 @@
 // The dashboard at / in a real browser (Debian chromium driven by playwright-core) against a real
-// `fuss server --backbone` process: sign-in through the fragment, the federation list, a federation's
-// page, live updates while a small federation aggregates over HTTP (synthetic updates), the image drop,
-// renaming a class, and a participant token that sees only its own federation. Every request stays
-// on the server (no CDN), no URL carries a token, and the pages log no console error (CSP violations
-// included). Screenshots of each page go to test/browser/out/ (ignored by git) for a person to look at.
+// `fuss server --backbone --eval-data` process: sign-in through the fragment, the federation list, a
+// federation's page, live updates while a small federation aggregates over HTTP (synthetic updates),
+// server-side validation charted per version, the image drop, renaming a class, and a participant
+// token that sees only its own federation. Every request stays on the server (no CDN), no URL carries
+// a token, and the pages log no console error (CSP violations included). Screenshots of each page go to test/browser/out/ (ignored by git) for a person to look at.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
@@ -15,14 +15,21 @@ import sharp from 'sharp';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Backbone, createRng, encodeModel, featureConfigKey, initCentroids, initHead } from '@fuss/core';
 import { buildTinyCnn } from '../../services/core/src/test-support/tiny-backbones.js';
+import { makeTinyDataset } from '../../services/core/src/test-support/fixtures.js';
 import { ADMIN, adminHeaders, startServer, stop, waitForRoundClosed, type ServerProcess } from '../e2e/server-helper.js';
+
+// Functions passed to page.evaluate run in the browser; this project type-checks without the DOM
+// library, so the few browser types they use are declared here.
+declare const DataTransfer: { new (): { items: { add(file: File): void } } };
+type ImageElement = { complete: boolean; naturalWidth: number; naturalHeight: number; onload: (() => void) | null };
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`${CHROMIUM} not found: the dashboard browser test is skipped (apt-get install chromium)`);
 const OUT = fileURLToPath(new URL('./out/', import.meta.url));
-/** A name with markup: it must show as text, never become elements. */
-const NAME = 'roads <img src=x onerror="window.__xss=1"> & co';
+const NAME = 'road-scenes';
+/** Another federation, whose name holds markup: it must show as text, never become elements. */
+const OTHER = 'lab <img src=x onerror="window.__xss=1"> & co';
 const WAIT = { timeout: 30_000 };
 
 let dir = '';
@@ -30,7 +37,6 @@ let server: ServerProcess;
 let browser: Browser;
 let backbone: { sha256: string; featureKey: string };
 let federationId = '';
-let otherName = '';
 const tokens: string[] = [];
 const problems: string[] = [];
 const requested: string[] = [];
@@ -76,10 +82,12 @@ beforeAll(async () => {
   const opened = await Backbone.open(modelPath);
   backbone = { sha256: opened.descriptor.sha256, featureKey: featureConfigKey(opened.descriptor) };
   await opened.close();
-  server = await startServer({}, ['--db-dir', join(dir, 'db'), '--backbone', modelPath]);
+  // A tiny labelled dataset for server-side validation.
+  const evalDir = join(dir, 'eval-data');
+  await makeTinyDataset(evalDir, { images: 3 });
+  server = await startServer({}, ['--db-dir', join(dir, 'db'), '--backbone', modelPath, '--eval-data', evalDir]);
   const definition = { backbone: { id: 'tiny-cnn', ...backbone, channels: 8 }, codeDim: 4, k: 3, rounds: 3, localSteps: 5, maxParticipants: 2, strategy: 'fedcc-kmeans' };
-  otherName = `other-federation-${Date.now()}`;
-  await api('/v1/federations', { method: 'POST', body: JSON.stringify({ ...definition, name: otherName }) });
+  await api('/v1/federations', { method: 'POST', body: JSON.stringify({ ...definition, name: OTHER }) });
   federationId = (await api<{ id: string }>('/v1/federations', { method: 'POST', body: JSON.stringify({ ...definition, name: NAME }) })).id;
   for (const name of ['site-a', 'site-b']) {
     tokens.push((await api<{ token: string }>(`/v1/federations/${federationId}/participants`, { method: 'POST', body: JSON.stringify({ name }) })).token);
@@ -129,7 +137,9 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
     expect(await row.locator('a').textContent()).toBe(NAME);
     expect(await row.textContent()).toMatch(/fedcc-kmeans.*active.*1 of 3.*open.*2 enrolled/);
     expect(await page.locator('tr[data-federation]').count()).toBe(2);
-    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
+    expect(await page.locator('tr[data-federation] a').allTextContents()).toEqual([NAME, OTHER]);
+    expect(await page.locator('[data-testid=federation-list] img').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as { __xss?: number }).__xss)).toBeUndefined();
     await shot(page, 'federations');
   });
 
@@ -164,15 +174,32 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
     await page.waitForSelector('[data-testid=participant-chart][data-points="2"]', WAIT);
     await page.waitForSelector('[data-testid=server-chart][data-points="2"]', WAIT);
     expect(await page.locator('[data-testid=centroid-map] polyline').count()).toBe(3);
+    // Server-side validation scores each version in the background; the chart follows.
+    await page.waitForSelector('[data-testid=validation-chart][data-points="3"] canvas', { timeout: 60_000 });
+    const scores = await api<{ evaluations: { version: number; mIoU: number; pixelAccuracy: number; images: number }[] }>(`/v1/federations/${federationId}/evaluations`, { headers: {} });
+    expect(scores.evaluations.map((e) => e.version)).toEqual([0, 1, 2]);
+    for (const e of scores.evaluations) {
+      expect(e.images).toBe(3);
+      expect(e.mIoU).toBeGreaterThanOrEqual(0);
+      expect(e.pixelAccuracy).toBeLessThanOrEqual(100);
+    }
     expect(await page.textContent('.uplot .u-legend')).toMatch(/site-a.*site-b/);
     await page.waitForSelector('[data-testid=participants] tr[data-participant=site-b] td:nth-child(5):text-is("2")', WAIT);
     await shot(page, 'federation-after-aggregation');
   });
 
   it('segments a dropped image into an overlay, and renames a class in place', async () => {
-    const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 40, g: 120, b: 200 } } })
-      .composite([{ input: await sharp({ create: { width: 32, height: 48, channels: 3, background: { r: 220, g: 200, b: 40 } } }).png().toBuffer(), left: 0, top: 0 }])
-      .png().toBuffer();
+    // A street-like picture: sky, trees, a road with lane marks, plus some texture.
+    const [width, height] = [320, 240];
+    const pixels = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const noise = ((x * 7919 + y * 104729) % 23) - 11;
+        const colour = y < 80 ? [110 + y, 160 + y / 2, 230] : y < 140 ? [40, 110 + ((x >> 3) % 3) * 20, 50] : (x > 150 && x < 170 && (y >> 4) % 2 === 0) ? [235, 235, 225] : [90, 90, 95];
+        pixels.set(colour.map((c) => Math.max(0, Math.min(255, c + noise))), (y * width + x) * 3);
+      }
+    }
+    const png = await sharp(pixels, { raw: { width, height, channels: 3 } }).png().toBuffer();
     const handle = await page.evaluateHandle((bytes) => {
       const transfer = new DataTransfer();
       transfer.items.add(new File([new Uint8Array(bytes)], 'street.png', { type: 'image/png' }));
@@ -181,20 +208,20 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
     await page.dispatchEvent('[data-testid=drop-zone]', 'drop', { dataTransfer: handle });
     await page.waitForSelector('img[data-testid=overlay]', WAIT);
     const size = await page.$eval('img[data-testid=overlay]', (img) => new Promise<[number, number]>((resolve) => {
-      const image = img as HTMLImageElement;
+      const image = img as unknown as ImageElement;
       if (image.complete) resolve([image.naturalWidth, image.naturalHeight]);
       else image.onload = () => resolve([image.naturalWidth, image.naturalHeight]);
     }));
     // The overlay has at least the image's size (the legend panel adds to it).
-    expect(size[0]).toBeGreaterThanOrEqual(64);
-    expect(size[1]).toBeGreaterThanOrEqual(48);
+    expect(size[0]).toBeGreaterThanOrEqual(width);
+    expect(size[1]).toBeGreaterThanOrEqual(height);
     expect(await page.textContent('#try-it figcaption:near(img[data-testid=overlay])')).toMatch(/model version 2/);
 
-    await page.fill('input[name=class-0]', 'sky <i>');
+    await page.fill('input[name=class-0]', 'sky');
     await page.click('[data-testid=classes] button[type=submit]');
-    await page.waitForSelector('[data-testid=centroid-map] text:text-is("sky <i>")', WAIT);
+    await page.waitForSelector('[data-testid=centroid-map] text:text-is("sky")', WAIT);
     const { classes } = await api<{ classes: { id: number; name: string }[] }>(`/v1/federations/${federationId}/classes`, { headers: {} });
-    expect(classes).toEqual([{ id: 0, name: 'sky <i>', colour: expect.stringMatching(/^#/) }]);
+    expect(classes).toEqual([{ id: 0, name: 'sky', colour: expect.stringMatching(/^#/) }]);
     await page.waitForSelector('#try-it .loading', { state: 'detached', timeout: 30_000 });
     await shot(page, 'federation-try-it');
   });
@@ -213,7 +240,7 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
     // Another federation's page is not reachable with this token: the route is ignored.
     await own.goto(`${server.url}/#/federations/00000000-0000-4000-8000-000000000000`);
     await own.waitForSelector(`[data-federation="${federationId}"] [data-testid=timeline]`, WAIT);
-    expect(await own.content()).not.toContain(otherName);
+    expect(await own.textContent('body')).not.toContain('lab <img');
     expect(await own.locator('.uplot .u-legend').first().textContent()).not.toMatch(/site-b/);
     await shot(own, 'participant');
     await context.close();

@@ -321,6 +321,50 @@ export type UpdateReports = {
     truncated: boolean;
 };
 
+export type EvaluationList = {
+    /**
+     * false when the server runs without --eval-data
+     */
+    enabled: boolean;
+    dataset?: {
+        name: string;
+        images: number;
+        /**
+         * false when the federation's backbone is not the server's (its versions are not evaluated)
+         */
+        appliesToFederation: boolean;
+    };
+    /**
+     * Scored versions, ascending (the newest 2000 versions at most)
+     */
+    evaluations: Array<{
+        version: number;
+        round: number;
+        evaluatedAt: string;
+        /**
+         * Percent, clusters matched to classes by the Hungarian algorithm
+         */
+        mIoU?: number;
+        /**
+         * Percent
+         */
+        pixelAccuracy?: number;
+        perClassIoU?: {
+            [key: string]: number | null;
+        };
+        images?: number;
+        seconds?: number;
+        /**
+         * Why this version could not be evaluated
+         */
+        error?: string;
+    }>;
+    /**
+     * Versions not scored yet
+     */
+    pending: number;
+};
+
 export type HealthData = {
     body?: never;
     path?: never;
@@ -1147,6 +1191,57 @@ export type ListUpdateReportsResponses = {
 };
 
 export type ListUpdateReportsResponse = ListUpdateReportsResponses[keyof ListUpdateReportsResponses];
+
+export type ListEvaluationsData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/evaluations';
+};
+
+export type ListEvaluationsErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type ListEvaluationsError = ListEvaluationsErrors[keyof ListEvaluationsErrors];
+
+export type ListEvaluationsResponses = {
+    /**
+     * Default Response
+     */
+    200: EvaluationList;
+};
+
+export type ListEvaluationsResponse = ListEvaluationsResponses[keyof ListEvaluationsResponses];
 
 export type JoinRoundData = {
     body?: never;

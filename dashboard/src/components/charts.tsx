@@ -9,7 +9,7 @@ import { metricNames, participantSeries, SERVER_METRICS, serverSeries, type Char
 /** Line colours (Okabe-Ito, readable for colour-blind people), repeated beyond eight lines. */
 const COLOURS = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442', '#000000'];
 
-export function LineChart({ data, yLabel, testId }: { data: ChartData; yLabel: string; testId: string }) {
+export function LineChart({ data, yLabel, testId, xLabel = 'round' }: { data: ChartData; yLabel: string; testId: string; xLabel?: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = box.current;
@@ -18,8 +18,8 @@ export function LineChart({ data, yLabel, testId }: { data: ChartData; yLabel: s
       width: Math.max(280, element.clientWidth),
       height: 220,
       scales: { x: { time: false } },
-      axes: [{ label: 'round', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { label: yLabel, size: 60 }],
-      series: [{ label: 'round' }, ...data.series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true, points: { show: true, size: 6 } }))],
+      axes: [{ label: xLabel, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }, { label: yLabel, size: 60 }],
+      series: [{ label: xLabel }, ...data.series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 2, spanGaps: true, points: { show: true, size: 6 } }))],
     };
     const plot = new uPlot(options, [data.xs, ...data.series.map((s) => s.values)] as uPlot.AlignedData, element);
     const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(280, element.clientWidth), height: 220 }));
@@ -28,8 +28,8 @@ export function LineChart({ data, yLabel, testId }: { data: ChartData; yLabel: s
       resize.disconnect();
       plot.destroy();
     };
-  }, [data, yLabel]);
-  if (data.xs.length === 0) return <p class="empty" data-testid={testId} data-points="0">Nothing to chart yet: the first values come with the first {testId === 'server-chart' ? 'aggregation' : 'updates'}.</p>;
+  }, [data, yLabel, xLabel]);
+  if (data.xs.length === 0) return <p class="empty" data-testid={testId} data-points="0">Nothing to chart yet.</p>;
   return <div class="chart" ref={box} data-testid={testId} data-points={data.xs.length} />;
 }
 

@@ -2,7 +2,7 @@
 // (admin), model versions and the image drop. What a token may not read is not asked for.
 
 import { useState } from 'preact/hooks';
-import { seg, type Api, type CentroidHistory, type Federation, type Identity, type Round, type UpdateReport } from '../api';
+import { seg, type Api, type CentroidHistory, type EvaluationList, type Federation, type Identity, type Round, type UpdateReport } from '../api';
 import { dateTime, duration } from '../format';
 import { usePoll } from './hooks';
 import { ErrorLine, Section, StateBadge } from './common';
@@ -10,6 +10,7 @@ import { ParticipantChart, ServerChart } from './charts';
 import { CentroidMap } from './centroid-map';
 import { Participants } from './participants';
 import { TryIt } from './try-it';
+import { Validation } from './validation';
 
 const POLL_MS = 2000;
 
@@ -35,6 +36,13 @@ export function FederationPage({ api, identity, federationId }: { api: Api; iden
   const [classesVersion, setClassesVersion] = useState(0);
   const centroids = usePoll(() => api.json<CentroidHistory>(`${base}/centroids`), 0, [api, base, live.data?.federation.latestModelVersion, classesVersion]);
   const classes = centroids.data?.classes;
+  // Scores arrive some time after a version (the server evaluates in the background): polled.
+  const [validationOff, setValidationOff] = useState(false);
+  const evaluations = usePoll(async () => {
+    const list = await api.json<EvaluationList>(`${base}/evaluations`);
+    setValidationOff(!list.enabled);
+    return list;
+  }, validationOff ? 0 : 5000, [api, base]);
 
   if (!live.data) return live.error ? <ErrorLine error={live.error} /> : <p class="loading">Loading the federation…</p>;
   const { federation: f, rounds } = live.data;
@@ -62,6 +70,7 @@ export function FederationPage({ api, identity, federationId }: { api: Api; iden
           <ServerChart rounds={rounds} />
         </Section>
       </div>
+      {evaluations.data && <Validation list={evaluations.data} admin={admin} />}
       <div class="grid">
         <Section title="Centroid map" id="centroid-map">
           <ErrorLine error={centroids.error} />

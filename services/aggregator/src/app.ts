@@ -29,6 +29,10 @@ import { historyRoutes } from './routes/history.js';
 import { createHistoryService } from './services/history-service.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { dashboardDir } from '@fuss/dashboard';
+import { EvaluationList } from './schemas/evaluations.js';
+import { evaluationRoutes } from './routes/evaluations.js';
+import { createValidationService } from './services/validation-service.js';
+import type { Validator } from './evaluation/validator.js';
 
 export interface AppDependencies {
   db: Database;
@@ -43,6 +47,8 @@ export interface AppDependencies {
   timeouts?: Pick<ServerLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** Where models are computed: the server passes its worker thread; default the calling thread. */
   modelComputer?: ModelComputer;
+  /** Server-side validation (fuss server --eval-data): scores every new global version; none when undefined. */
+  validator?: Validator;
   /** Folder of the built dashboard served at / (default: the @fuss/dashboard workspace's dist/). */
   dashboardDir?: string;
   /** Test hook of the rounds service (runs before an aggregation's commit). */
@@ -73,7 +79,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array' } },
   });
   await app.register(problemDetails);
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels, CentroidHistory, UpdateReport, UpdateReports]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels, CentroidHistory, UpdateReport, UpdateReports, EvaluationList]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -100,6 +106,12 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   const classes = createClassesService({ prisma: deps.db.prisma, federations });
   await app.register(classRoutes, { classes });
   await app.register(historyRoutes, { history: createHistoryService({ prisma: deps.db.prisma, blobs: deps.db.blobs, federations, classes }) });
+  const validation = createValidationService({ prisma: deps.db.prisma, blobs: deps.db.blobs, federations, validator: deps.validator, log: (line) => app.log.info(line) });
+  await app.register(evaluationRoutes, { validation });
+  if (deps.validator) {
+    validation.start(deps.sweepIntervalMs ?? 5000);
+    app.addHook('onClose', async () => validation.close());
+  }
   await app.register(dashboardRoutes, { dir: deps.dashboardDir ?? dashboardDir });
   const rounds = createRoundsService({
     prisma: deps.db.prisma,

@@ -1,4 +1,4 @@
-// The dashboard's history routes (GET /v1/federations/{id}/centroids and /updates) through the HTTP
+// The dashboard's history routes (GET /v1/federations/{id}/centroids, /updates, /evaluations) through the HTTP
 // API (inject), on PGlite and Postgres: what members read, what a participant may not read, and
 // answers that stay bounded whatever the participants sent.
 
@@ -119,10 +119,17 @@ for (const [label, fresh] of [['PGlite', freshPglite], ['Postgres', freshPostgre
       expect(since.updates.map((u: { round: number }) => u.round)).toEqual([2]);
     });
 
+    it('say that server-side validation is off on a server without --eval-data', async () => {
+      const f = await federation();
+      const r = await app.inject({ method: 'GET', url: `/v1/federations/${f.id}/evaluations`, headers: f.as(0) });
+      expect(r.statusCode, r.body).toBe(200);
+      expect(r.json()).toEqual({ enabled: false, evaluations: [], pending: 0 });
+    });
+
     it('refuse callers without rights and broken requests with 4xx', async () => {
       const f = await federation();
       const other = await federation();
-      for (const path of ['centroids', 'updates']) {
+      for (const path of ['centroids', 'updates', 'evaluations']) {
         const url = `/v1/federations/${f.id}/${path}`;
         expect((await app.inject({ method: 'GET', url })).statusCode).toBe(401);
         expect((await app.inject({ method: 'GET', url, headers: { authorization: 'Bearer nope-nope-nope' } })).statusCode).toBe(401);
