@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isPlausibleToken, loadToken, saveToken, splitFragment } from './session';
+import { isLoopbackName, isPlausibleToken, loadToken, saveToken, splitFragment } from './session';
 
 describe('splitFragment', () => {
   it('takes the token out of the fragment and keeps the route', () => {
@@ -35,5 +35,12 @@ describe('the token store', () => {
     expect(loadToken(store)).toBeUndefined();
     map.set('fuss.dashboard.token', 'has space');
     expect(loadToken(store)).toBeUndefined();
+  });
+});
+
+describe('isLoopbackName', () => {
+  it('knows the names a server without admin token answers', () => {
+    expect(['127.0.0.1', '127.1.2.3', 'localhost', 'LOCALHOST', 'app.localhost', '[::1]'].every(isLoopbackName)).toBe(true);
+    expect(['fuss.example.org', '10.0.0.1', '127.0.0.1.example.org', 'localhost.example.org'].some(isLoopbackName)).toBe(false);
   });
 });

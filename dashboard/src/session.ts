@@ -43,3 +43,9 @@ export function saveToken(store: TokenStore, token: string | undefined): void {
   if (token === undefined) store.removeItem(STORAGE_KEY);
   else store.setItem(STORAGE_KEY, token);
 }
+
+/** Names the server treats as loopback (its isLoopback in config.ts): 127.x, localhost, *.localhost, ::1. */
+export function isLoopbackName(hostname: string): boolean {
+  const name = hostname.toLowerCase();
+  return name === 'localhost' || name.endsWith('.localhost') || name === '[::1]' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}

@@ -3,7 +3,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { Api, ApiError, type Identity } from '../api';
-import { loadToken, saveToken, splitFragment } from '../session';
+import { isLoopbackName, loadToken, saveToken, splitFragment } from '../session';
 import { SignIn } from './sign-in';
 import { FederationList } from './federation-list';
 import { FederationPage } from './federation-page';
@@ -41,7 +41,11 @@ export function App() {
     const { token, route: rest } = splitFragment(location.hash);
     if (location.hash.includes('token=')) history.replaceState(null, '', `${location.pathname}${rest}`);
     setRoute(currentRoute());
-    void signIn(token ?? loadToken(sessionStorage), true);
+    const known = token ?? loadToken(sessionStorage);
+    // Only a server reached on a loopback name can run without an admin token: elsewhere, without a
+    // token, there is nothing to try and the form is shown at once.
+    if (known === undefined && !isLoopbackName(location.hostname)) setChecking(false);
+    else void signIn(known, true);
     const onHash = () => setRoute(currentRoute());
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
