@@ -14,7 +14,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'unit',
-          include: ['services/*/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts', 'cli/src/**/*.test.ts', 'test/**/*.test.ts'],
+          include: ['services/*/src/**/*.test.ts', 'dashboard/src/**/*.test.ts', 'client-sdk/src/**/*.test.ts', 'cli/src/**/*.test.ts', 'test/**/*.test.ts'],
           exclude: ['test/hostile/**', '**/node_modules/**'],
           sequence: { groupOrder: 0 },
         },

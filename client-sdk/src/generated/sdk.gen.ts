@@ -2,7 +2,7 @@
 
 import { client } from './client.gen.js';
 import type { Client, Options as Options2, TDataShape } from './client/index.js';
-import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetClassesData, GetClassesErrors, GetClassesResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListParticipantsData, ListParticipantsErrors, ListParticipantsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, RevokeParticipantData, RevokeParticipantErrors, RevokeParticipantResponses, RotateParticipantTokenData, RotateParticipantTokenErrors, RotateParticipantTokenResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SetClassesData, SetClassesErrors, SetClassesResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
+import type { AddParticipantData, AddParticipantErrors, AddParticipantResponses, CreateFederationData, CreateFederationErrors, CreateFederationResponses, GetCentroidHistoryData, GetCentroidHistoryErrors, GetCentroidHistoryResponses, GetClassesData, GetClassesErrors, GetClassesResponses, GetFederationData, GetFederationErrors, GetFederationResponses, GetModelData, GetModelErrors, GetModelResponses, GetParticipantSelfData, GetParticipantSelfErrors, GetParticipantSelfResponses, HealthData, HealthErrors, HealthResponses, JoinRoundData, JoinRoundErrors, JoinRoundResponses, ListEvaluationsData, ListEvaluationsErrors, ListEvaluationsResponses, ListFederationsData, ListFederationsErrors, ListFederationsResponses, ListParticipantsData, ListParticipantsErrors, ListParticipantsResponses, ListRoundsData, ListRoundsErrors, ListRoundsResponses, ListUpdateReportsData, ListUpdateReportsErrors, ListUpdateReportsResponses, MetricsData, MetricsErrors, MetricsResponses, ReadyData, ReadyErrors, ReadyResponses, RevokeParticipantData, RevokeParticipantErrors, RevokeParticipantResponses, RotateParticipantTokenData, RotateParticipantTokenErrors, RotateParticipantTokenResponses, SegmentImageData, SegmentImageErrors, SegmentImageResponses, SetClassesData, SetClassesErrors, SetClassesResponses, SubmitUpdateData, SubmitUpdateErrors, SubmitUpdateResponses } from './types.gen.js';
 
 export type Options<TData extends TDataShape = TDataShape, ThrowOnError extends boolean = boolean, TResponse = unknown> = Options2<TData, ThrowOnError, TResponse> & {
     /**
@@ -142,6 +142,35 @@ export const setClasses = <ThrowOnError extends boolean = false>(options: Option
         'Content-Type': 'application/json',
         ...options.headers
     }
+});
+
+/**
+ * The centroids of a federation's global versions, with its class names and colours (admin or its participants)
+ *
+ * All versions while versions x K x D stays within 500 000 values, else evenly spaced versions including the first and the latest.
+ */
+export const getCentroidHistory = <ThrowOnError extends boolean = false>(options: Options<GetCentroidHistoryData, ThrowOnError>) => (options.client ?? client).get<GetCentroidHistoryResponses, GetCentroidHistoryErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/centroids',
+    ...options
+});
+
+/**
+ * What participants reported with their updates: round, samples and numeric metrics (admin: all participants; a participant: its own)
+ */
+export const listUpdateReports = <ThrowOnError extends boolean = false>(options: Options<ListUpdateReportsData, ThrowOnError>) => (options.client ?? client).get<ListUpdateReportsResponses, ListUpdateReportsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/updates',
+    ...options
+});
+
+/**
+ * Server-side validation of a federation's global versions: mIoU and pixel accuracy on the server's labelled dataset (fuss server --eval-data)
+ */
+export const listEvaluations = <ThrowOnError extends boolean = false>(options: Options<ListEvaluationsData, ThrowOnError>) => (options.client ?? client).get<ListEvaluationsResponses, ListEvaluationsErrors, ThrowOnError>({
+    security: [{ scheme: 'bearer', type: 'http' }],
+    url: '/v1/federations/{federationId}/evaluations',
+    ...options
 });
 
 /**

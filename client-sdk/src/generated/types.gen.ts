@@ -260,6 +260,111 @@ export type ClassLabels = {
     classes: Array<ClassLabel>;
 };
 
+export type CentroidHistory = {
+    k: number;
+    codeDim: number;
+    latestVersion: number;
+    /**
+     * Versions in ascending order: all of them, or evenly spaced ones including the first and the latest when they would exceed the size bound
+     */
+    versions: Array<{
+        version: number;
+        /**
+         * Round that produced the version (0: the initial model)
+         */
+        round: number;
+        createdAt: string;
+        /**
+         * Centroids [K][D], 6 significant digits
+         */
+        centroids: Array<Array<number>>;
+    }>;
+    /**
+     * Versions left out to bound the response
+     */
+    omittedVersions: number;
+    /**
+     * Name and colour of every class id (defaults for unnamed ones)
+     */
+    classes: Array<{
+        id: number;
+        name: string;
+        colour: string;
+    }>;
+};
+
+export type UpdateReport = {
+    round: number;
+    /**
+     * Participant name
+     */
+    participant: string;
+    enrolmentIndex: number;
+    samples: number;
+    receivedAt: string;
+    /**
+     * The numeric entries of the metrics the participant sent (at most 16, names of at most 64 characters)
+     */
+    metrics: {
+        [key: string]: number;
+    };
+};
+
+export type UpdateReports = {
+    /**
+     * By round, then enrolment; the newest rounds when there are more than the limit
+     */
+    updates: Array<UpdateReport>;
+    /**
+     * true when older updates were left out
+     */
+    truncated: boolean;
+};
+
+export type EvaluationList = {
+    /**
+     * false when the server runs without --eval-data
+     */
+    enabled: boolean;
+    dataset?: {
+        name: string;
+        images: number;
+        /**
+         * false when the federation's backbone is not the server's (its versions are not evaluated)
+         */
+        appliesToFederation: boolean;
+    };
+    /**
+     * Scored versions, ascending (the newest 2000 versions at most)
+     */
+    evaluations: Array<{
+        version: number;
+        round: number;
+        evaluatedAt: string;
+        /**
+         * Percent, clusters matched to classes by the Hungarian algorithm
+         */
+        mIoU?: number;
+        /**
+         * Percent
+         */
+        pixelAccuracy?: number;
+        perClassIoU?: {
+            [key: string]: number | null;
+        };
+        images?: number;
+        seconds?: number;
+        /**
+         * Why this version could not be evaluated
+         */
+        error?: string;
+    }>;
+    /**
+     * Versions not scored yet
+     */
+    pending: number;
+};
+
 export type HealthData = {
     body?: never;
     path?: never;
@@ -979,6 +1084,164 @@ export type SetClassesResponses = {
 };
 
 export type SetClassesResponse = SetClassesResponses[keyof SetClassesResponses];
+
+export type GetCentroidHistoryData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/centroids';
+};
+
+export type GetCentroidHistoryErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type GetCentroidHistoryError = GetCentroidHistoryErrors[keyof GetCentroidHistoryErrors];
+
+export type GetCentroidHistoryResponses = {
+    /**
+     * Default Response
+     */
+    200: CentroidHistory;
+};
+
+export type GetCentroidHistoryResponse = GetCentroidHistoryResponses[keyof GetCentroidHistoryResponses];
+
+export type ListUpdateReportsData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: {
+        /**
+         * Only updates to this round and later
+         */
+        sinceRound?: number;
+    };
+    url: '/v1/federations/{federationId}/updates';
+};
+
+export type ListUpdateReportsErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type ListUpdateReportsError = ListUpdateReportsErrors[keyof ListUpdateReportsErrors];
+
+export type ListUpdateReportsResponses = {
+    /**
+     * Default Response
+     */
+    200: UpdateReports;
+};
+
+export type ListUpdateReportsResponse = ListUpdateReportsResponses[keyof ListUpdateReportsResponses];
+
+export type ListEvaluationsData = {
+    body?: never;
+    path: {
+        federationId: string;
+    };
+    query?: never;
+    url: '/v1/federations/{federationId}/evaluations';
+};
+
+export type ListEvaluationsErrors = {
+    /**
+     * Problem
+     */
+    400: Problem;
+    /**
+     * Problem
+     */
+    401: Problem;
+    /**
+     * Problem
+     */
+    403: Problem;
+    /**
+     * Problem
+     */
+    404: Problem;
+    /**
+     * Problem
+     */
+    409: Problem;
+    /**
+     * Problem
+     */
+    413: Problem;
+    /**
+     * Problem
+     */
+    500: Problem;
+};
+
+export type ListEvaluationsError = ListEvaluationsErrors[keyof ListEvaluationsErrors];
+
+export type ListEvaluationsResponses = {
+    /**
+     * Default Response
+     */
+    200: EvaluationList;
+};
+
+export type ListEvaluationsResponse = ListEvaluationsResponses[keyof ListEvaluationsResponses];
 
 export type JoinRoundData = {
     body?: never;

@@ -25,6 +25,15 @@ import { JoinAnswer, RoundHistory, SubmitAnswer } from './schemas/rounds.js';
 import { ClassLabel, ClassLabels } from './schemas/classes.js';
 import { classRoutes } from './routes/classes.js';
 import { createClassesService } from './services/classes-service.js';
+import { CentroidHistory, UpdateReport, UpdateReports } from './schemas/history.js';
+import { historyRoutes } from './routes/history.js';
+import { createHistoryService } from './services/history-service.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { dashboardDir } from '@fuss/dashboard';
+import { EvaluationList } from './schemas/evaluations.js';
+import { evaluationRoutes } from './routes/evaluations.js';
+import { createValidationService } from './services/validation-service.js';
+import type { Validator } from './evaluation/validator.js';
 
 export interface AppDependencies {
   db: Database;
@@ -39,6 +48,10 @@ export interface AppDependencies {
   timeouts?: Pick<ServerLimits, 'headersTimeoutMs' | 'requestTimeoutMs' | 'idleTimeoutMs' | 'keepAliveTimeoutMs'>;
   /** Where models are computed: the server passes its worker thread; default the calling thread. */
   modelComputer?: ModelComputer;
+  /** Server-side validation (fuss server --eval-data): scores every new global version; none when undefined. */
+  validator?: Validator;
+  /** Folder of the built dashboard served at / (default: the @fuss/dashboard workspace's dist/). */
+  dashboardDir?: string;
   /** Test hook of the rounds service (runs before an aggregation's commit). */
   beforeCommit?: RoundsDependencies['beforeCommit'];
 }
@@ -68,7 +81,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   });
   await app.register(problemDetails);
   await app.register(bodyIdleTimeout, { idleMs: limits.bodyIdleTimeoutMs });
-  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels]) app.addSchema(schema);
+  for (const schema of [Problem, FederationCreate, Federation, FederationList, ParticipantCreate, ParticipantCreated, Participant, ParticipantDetails, ParticipantList, JoinAnswer, SubmitAnswer, RoundHistory, ClassLabel, ClassLabels, CentroidHistory, UpdateReport, UpdateReports, EvaluationList]) app.addSchema(schema);
   // Every route documents the shared problem responses.
   app.addHook('onRoute', (route) => {
     if (!route.schema || (route.url as string).startsWith('/docs')) return;
@@ -94,6 +107,14 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
   // Class names: their routes, and (for /segment's JSON and overlays) the service.
   const classes = createClassesService({ prisma: deps.db.prisma, federations });
   await app.register(classRoutes, { classes });
+  await app.register(historyRoutes, { history: createHistoryService({ prisma: deps.db.prisma, blobs: deps.db.blobs, federations, classes }) });
+  const validation = createValidationService({ prisma: deps.db.prisma, blobs: deps.db.blobs, federations, validator: deps.validator, log: (line) => app.log.info(line) });
+  await app.register(evaluationRoutes, { validation });
+  if (deps.validator) {
+    validation.start(deps.sweepIntervalMs ?? 5000);
+    app.addHook('onClose', async () => validation.close());
+  }
+  await app.register(dashboardRoutes, { dir: deps.dashboardDir ?? dashboardDir });
   const rounds = createRoundsService({
     prisma: deps.db.prisma,
     blobs: deps.db.blobs,

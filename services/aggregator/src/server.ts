@@ -5,12 +5,14 @@ import { availableParallelism } from 'node:os';
 import pino from 'pino';
 import type { Server, Socket } from 'node:net';
 import { buildApp } from './app.js';
-import { loadConfig, type ServerConfig, type ServerLimits } from './config.js';
+import { ConfigurationError, loadConfig, type ServerConfig, type ServerLimits } from './config.js';
 import { openDatabase } from './db/database.js';
 import { moveLegacyWeights } from './db/legacy-weights.js';
 import { collectGarbage } from './storage/garbage.js';
 import { SegmentPool } from './segmentation/worker-pool.js';
 import { threadModelComputer } from './aggregation/model-worker.js';
+import { Validator } from './evaluation/validator.js';
+import { dirname, join } from 'node:path';
 import { resolveDevice, type DeviceRequest } from '@fuss/core';
 
 export interface RunningServer {
@@ -42,13 +44,22 @@ export async function startServer(
   overrides: Partial<Omit<ServerConfig, 'limits'>> & { limits?: Partial<ServerLimits> } = {},
   env: NodeJS.ProcessEnv = process.env,
   log: (line: string) => void = () => undefined,
-  /** backbonePath enables POST /segment; device (default cpu) is where its backbone and head run. */
-  options: { backbonePath?: string; device?: DeviceRequest } = {},
+  /**
+   * backbonePath enables POST /segment; device (default cpu) is where its backbone and head run.
+   * evalDataDir (needs backbonePath) scores every new global version on that labelled dataset.
+   */
+  options: { backbonePath?: string; device?: DeviceRequest; evalDataDir?: string } = {},
 ): Promise<RunningServer> {
   const config = loadConfig(env, overrides);
   const { limits } = config;
   // Resolved once here (one log line); the /segment workers open their sessions on it.
   const device = options.backbonePath ? await resolveDevice(options.device ?? 'cpu', { log }) : undefined;
+  if (options.evalDataDir && !options.backbonePath) throw new ConfigurationError('--eval-data needs --backbone: validation extracts the features of its images with the federations\' backbone');
+  // Beside the embedded database by default (.fuss/db -> .fuss/eval): cached features and scores.
+  const evalDir = join(config.pgliteDir.startsWith('memory://') ? '.fuss' : dirname(config.pgliteDir.replace(/\/+$/, '')), 'eval');
+  // Started before the /segment workers: a dataset that cannot be used stops the start with nothing left running.
+  const validator = options.evalDataDir ? await Validator.start({ datasetDir: options.evalDataDir, backbonePath: options.backbonePath!, dir: evalDir, device, log }) : undefined;
+  if (validator) log(`validation: every new global version of federations on this backbone is evaluated on ${validator.dataset.name} (${validator.dataset.images} images in ${options.evalDataDir}); scores in ${evalDir}`);
   const pool = options.backbonePath
     ? await SegmentPool.start({
         backbonePath: options.backbonePath,
@@ -79,6 +90,7 @@ export async function startServer(
     logger: { level: config.logLevel, redact: ['req.headers.authorization'], stream: logStream },
     sweepIntervalMs: 1000,
     segmentPool: pool,
+    validator,
     timeouts: limits,
   });
   limitConnections(app.server, limits.maxConnections, limits.maxConnectionsPerIp);
@@ -88,9 +100,12 @@ export async function startServer(
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   if (!config.adminToken) log('no FUSS_ADMIN_TOKEN: admin routes are open to local users (requests addressed to a loopback name only)');
   log(`listening on ${url} (API docs at ${url}/docs)`);
+  // The token itself is never printed: logs are kept and shared; the page asks for it (or takes /#token=...).
+  log(`dashboard: ${url}/${config.adminToken ? ' (sign in with FUSS_ADMIN_TOKEN or a participant token)' : ''}`);
   return {
     url,
     close: async () => {
+      await validator?.close();
       await app.close();
       await modelComputer.close();
       await db.close();
