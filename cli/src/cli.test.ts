@@ -274,6 +274,45 @@ describe('fuss simulate', () => {
     }
   });
 
+  it('takes the paper preset (explicit flags win), the mechanisms of issue 16, and the unseen-domain protocol', async () => {
+    const run = async (extra: string[], argv = base(extra)) => {
+      const r = fakeIo();
+      expect(await main(argv, r.io), r.stderr()).toBe(0);
+      return { summary: JSON.parse(r.stdout()), stderr: r.stderr() };
+    };
+    const paper = await run(['--preset', 'paper']);
+    expect(paper.summary.settings).toMatchObject({
+      preset: 'paper', strategy: 'fedcc-kmeans', robust: 'none', modules: { weighted: true, head: true, centroids: true }, serverOptimizer: 'none', localOptimizer: 'reset', lrSchedule: 'constant', augment: 'none', selection: 'none',
+    });
+    const paperFedAvg = await run(['--preset', 'paper', '--strategy', 'fedavg', '--robust', 'clip']);
+    expect(paperFedAvg.summary.settings).toMatchObject({ strategy: 'fedavg', robust: 'clip', selection: 'none' });
+    const out = join(dir.path, 'sim-mechanisms');
+    const mechanisms = await run(['--server-optimizer', 'fedadam', '--local-optimizer', 'keep', '--lr-schedule', 'cosine', '--augment', 'flip', '--selection', 'loss:0.3:0', '--modules', 'E,C', '--out', out]);
+    expect(mechanisms.summary.settings).toMatchObject({ serverOptimizer: 'fedadam:0.01:0.001:0.9:0.99', localOptimizer: 'keep', lrSchedule: 'cosine', augment: 'flip', selection: 'loss:0.3:0' });
+    expect(mechanisms.summary.selection.selectedVersion).toBeGreaterThanOrEqual(0);
+    expect(mechanisms.summary.rounds.map((r: { score: { version: number } }) => r.score.version)).toEqual([0, 1]);
+    expect(mechanisms.stderr).toMatch(/participant 0: 3 images \(1 held out\), 2 views/);
+    const { decodeModel } = await import('@fuss/core');
+    expect(decodeModel(await readFile(join(out, 'selected.safetensors'))).version).toBe(mechanisms.summary.selection.selectedVersion);
+    const heldOut = await run([], base(['--hold-out', 'siteA']).map((a, i, all) => (all[i - 1] === '--clients' ? '1' : a)));
+    expect(heldOut.stderr).toMatch(/holding out siteA: training on 3 images of siteB, evaluating on its 3 images of --eval/);
+    expect(heldOut.summary.partition).toEqual([{ clientId: 'client-0', images: 3, domains: ['siteB'] }]);
+    for (const [args, message] of [
+      [['--preset', 'fast'], /--preset must be one of paper/],
+      [['--server-optimizer', 'adam'], /unknown server optimiser "adam"/],
+      [['--augment', 'mirror'], /unknown augmentation "mirror"/],
+      [['--selection', 'entropy'], /unknown model selection "entropy"/],
+      [['--local-optimizer', 'forget'], /--local-optimizer must be one of reset, keep/],
+    ] as const) {
+      const r = fakeIo();
+      expect(await main(base([...args]), r.io), args.join(' ')).toBe(2);
+      expect(r.stderr()).toMatch(message);
+    }
+    const unknownDomain = fakeIo();
+    expect(await main(base(['--hold-out', 'siteZ']), unknownDomain.io)).toBe(1);
+    expect(unknownDomain.stderr()).toMatch(/"siteZ" is not one of/);
+  });
+
   it('explains impossible partitions and unknown strategies', async () => {
     const many = fakeIo();
     expect(await main(base(['--clients', '3']), many.io)).toBe(1);
@@ -405,6 +444,21 @@ describe('fuss participant list, revoke, rotate', () => {
       const badRule = await run(['federation', 'create', '--name', 'x', '--backbone', models.cnn, '--k', '3', '--rounds', '1', '--local-steps', '1', '--max-participants', '2', '--robust', 'trimmed-mean:0.7']);
       expect(badRule.code).toBe(2);
       expect(badRule.err).toMatch(/beta must be in \[0, 0\.5\)/);
+
+      // --preset paper replaces the defaults it names (explicit flags win); the mechanisms reach the federation.
+      const createArgs = ['federation', 'create', '--name', 'p', '--backbone', models.cnn, '--k', '3', '--rounds', '1', '--local-steps', '1', '--max-participants', '2', '--json'];
+      const paper = await run([...createArgs, '--preset', 'paper', '--regularizer', 'fedprox']);
+      expect(paper.code, paper.err).toBe(0);
+      expect(JSON.parse(paper.out)).toMatchObject({
+        strategy: 'fedcc-kmeans', robust: 'none', modules: { weighted: true, head: true, centroids: true }, regularizer: 'fedprox',
+        serverOptimizer: 'none', localOptimizer: 'reset', lrSchedule: 'constant', augment: 'none', selection: 'none',
+      });
+      const mechanisms = await run([...createArgs, '--modules', 'E,C', '--server-optimizer', 'fedavgm:0.5', '--local-optimizer', 'keep', '--lr-schedule', 'cosine', '--augment', 'flip', '--selection', 'loss:0.2:3']);
+      expect(mechanisms.code, mechanisms.err).toBe(0);
+      expect(JSON.parse(mechanisms.out)).toMatchObject({ modules: { weighted: false }, serverOptimizer: 'fedavgm:0.5:0.9', localOptimizer: 'keep', lrSchedule: 'cosine', augment: 'flip', selection: 'loss:0.2:3', selectedModelVersion: null });
+      const noHead = await run([...createArgs, '--modules', 'C', '--server-optimizer', 'fedadam']);
+      expect(noHead.code).toBe(2);
+      expect(noHead.err).toMatch(/needs module E/);
     } finally {
       await app.close();
       await db.close();

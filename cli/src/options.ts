@@ -31,6 +31,11 @@ export interface Command {
   usage: string;
   options: OptionSpec[];
   examples: string[];
+  /**
+   * Named sets of option values chosen with `--preset NAME` (the command declares a `preset` option):
+   * they replace the defaults of the options they name; flags and environment variables still win.
+   */
+  presets?: Record<string, Record<string, string | number | boolean>>;
   /** Runs with parsed options; resolves to the exit code. */
   run(options: OptionValues, positionals: string[], io: CliIo): Promise<number>;
 }
@@ -59,10 +64,17 @@ export function parseOptions(command: Command, argv: string[], io: CliIo): { val
   }
   const values: OptionValues = {};
   if (parsed.values.help) return { values: { help: true }, positionals: parsed.positionals };
+  const presetSpec = specs.find((s) => s.name === 'preset');
+  const presetName = command.presets && presetSpec && parsed.values.preset !== undefined ? String(convert(presetSpec, parsed.values.preset as string)) : undefined;
+  const preset = presetName ? command.presets![presetName] : undefined;
   for (const spec of specs) {
     let raw = parsed.values[spec.name] as string | boolean | undefined;
     if (raw === undefined && spec.env && io.env[spec.env] !== undefined && io.env[spec.env] !== '') {
       raw = spec.type === 'boolean' ? io.env[spec.env] === '1' || io.env[spec.env] === 'true' : io.env[spec.env];
+    }
+    if (raw === undefined && preset && spec.name in preset) {
+      values[spec.name] = preset[spec.name];
+      continue;
     }
     if (raw === undefined) {
       if (spec.required) throw new UsageError(`missing required option --${spec.name}`);

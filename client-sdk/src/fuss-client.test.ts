@@ -3,6 +3,7 @@
 // federation finishes, a backbone that is not the federation's, and a token the server does not know.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -44,10 +45,11 @@ afterAll(async () => {
   await dir?.remove();
 });
 
-async function federationWithParticipant(rounds: number) {
-  const federation = await admin.createFederation({ name: `client-${Math.random()}`, backbone, codeDim: 4, k: 2, rounds, localSteps: 3, maxParticipants: 1, strategy: 'fedavg' });
+async function federationWithParticipant(rounds: number, settings: Partial<Parameters<FussApi['createFederation']>[0]> = {}) {
+  const federation = await admin.createFederation({ name: `client-${Math.random()}`, backbone, codeDim: 4, k: 2, rounds, localSteps: 3, maxParticipants: 1, strategy: 'fedavg', ...settings });
   const { token } = await admin.addParticipant(federation.id, 'site-a');
-  return { id: federation.id, token };
+  const me = await new FussApi({ baseUrl, token }).me();
+  return { id: federation.id, token, participantId: me.id };
 }
 
 function client(token: string, backbonePath = models.cnn) {
@@ -81,6 +83,37 @@ describe('FussClient', () => {
     } finally {
       await participant.close();
     }
+  });
+
+  it('keeps its Adam states in the cache folder across rounds and restarts, and reports held-out scores', async () => {
+    const settings = { localOptimizer: 'keep', lrSchedule: 'cosine', augment: 'flip', selection: 'loss:0.3:0' } as const;
+    const finalModel = async (restart: 'none' | 'restart' | 'lose-state') => {
+      const federation = await federationWithParticipant(2, settings);
+      const stateDir = join(dir.path, 'cache', 'participants', federation.participantId);
+      let participant = client(federation.token);
+      try {
+        const [first] = await participant.participate({ rounds: 1 });
+        expect(first.samples).toBe(3); // one of the four images held out
+        if (restart !== 'none') {
+          await participant.close();
+          if (restart === 'lose-state') await rm(join(stateDir, 'round-1.optimizer.safetensors'));
+          participant = client(federation.token);
+        }
+        await participant.participate();
+      } finally {
+        await participant.close();
+      }
+      expect((await readdir(stateDir)).sort()).toEqual(['round-2.optimizer.safetensors', 'round-2.safetensors']);
+      const history = await admin.roundHistory(federation.id);
+      expect(history.rounds.map((r) => (r.metrics as { selection: unknown }).selection)).toEqual([
+        { version: 0, score: expect.any(Number), reported: 1 },
+        { version: 1, score: expect.any(Number), reported: 1 },
+      ]);
+      return Array.from(decodeModel(await admin.downloadModel(federation.id, 'latest')).head.l2Weight);
+    };
+    const continuous = await finalModel('none');
+    expect(await finalModel('restart')).toEqual(continuous);
+    expect(await finalModel('lose-state')).not.toEqual(continuous);
   });
 
   it('refuses a backbone that is not the federation\'s before any training or upload', async () => {

@@ -6,15 +6,20 @@
 // simulation/seeds), so a federation run through this client reproduces the in-process simulator.
 // Every trained update is written to the state folder before it is uploaded: a participant restarted
 // after a failed or interrupted upload sends the same bytes again (the server counts them once) instead
-// of training anew.
+// of training anew. When the federation keeps participants' Adam states across rounds, each round's
+// states are saved there too (before the update), and the next round continues from them. With a
+// model-selection rule, the participant holds out a share of its images and reports its score of the
+// round's model on them in the update's metrics (`validation`).
 
 import { EventEmitter } from 'node:events';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  Backbone, calibrateParticipantShifts, ConfigError, createEngine, decodeModel, encodeModel, featureConfigKey, FussError, loadFeatureStore,
-  localRoundTrainerOptions, openDataset, participantBatchOptions, resolveDevice, TRAINING_DEFAULTS, trainModel,
-  type DeviceRequest, type FeatureStore, type ResolvedDevice, type HeadParams, type PairTerms, type Regularizer, type RegularizerScope, type SegmentationModel, type StepEvent, type TrainingEngine,
+  Backbone, ConfigError, createEngine, decodeModel, decodeOptimizerState, encodeModel, encodeOptimizerState, featureConfigKey, FussError, headParamLength, HEAD_PARAM_NAMES,
+  loadParticipantData, localRoundTrainerOptions, openDataset, parseAugmentation, parseLearningRateSchedule, parseSelectionRule, participantBatchOptions, resolveDevice,
+  scoreOnHeldOut, TRAINING_DEFAULTS, trainModel,
+  type DeviceRequest, type ParticipantData, type ResolvedDevice, type HeadParams, type Regularizer, type RegularizerScope, type SegmentationModel, type StepEvent,
+  type TrainerOptimizerState, type TrainingEngine,
 } from '@fuss/core';
 import { FussApi, type FussApiOptions } from './api.js';
 
@@ -82,10 +87,8 @@ interface Identity {
   backbone: { id: string; sha256: string; featureKey: string; channels: number };
 }
 
-interface LocalData {
-  store: FeatureStore;
-  shifts: PairTerms;
-}
+/** The optimiser name written into saved Adam states (a file of another optimiser is not used). */
+const LOCAL_OPTIMIZER_STATE = 'adam';
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -103,7 +106,7 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
   private backbone?: Backbone;
   private engine?: TrainingEngine;
   private ownsEngine = false;
-  private local?: LocalData;
+  private local?: ParticipantData;
 
   constructor(options: FussClientOptions) {
     super();
@@ -147,8 +150,17 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
     this.emit('progress', { phase: 'downloaded', round, bytes: modelBytes.length });
     const downloaded = performance.now();
 
-    // 3. Features (cached), then 4. local training, unless this round's update is already saved.
-    const local = await this.localData(training.seed, identity.index);
+    // 3. Features (cached), the score of the round's model on the held-out images (model selection),
+    // then 4. local training, unless this round's update is already saved.
+    const local = await this.localData(training, identity.index);
+    const previous = await this.previousModel(round, expect);
+    const keepHead = !training.modules.head && previous !== undefined;
+    const keepCentroids = !training.modules.centroids && previous !== undefined;
+    const start = { head: keepHead ? previous!.head : global.head, centroids: keepCentroids ? previous!.centroids : global.centroids };
+    const batch = participantBatchOptions(local.shifts);
+    const validation = local.validation
+      ? await scoreOnHeldOut(local, await this.trainingEngine(), start, batch, { federationSeed: training.seed, index: identity.index, k: training.k, codeDim: training.codeDim })
+      : undefined;
     const featured = performance.now();
     let update = await this.savedUpdate(round, modelVersion, expect);
     const resumed = update !== undefined;
@@ -156,24 +168,26 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
     if (update) {
       this.log(`round ${round}: uploading the update saved before (no training)`);
     } else {
-      const previous = await this.previousModel(round, expect);
-      const keepHead = !training.modules.head && previous !== undefined;
-      const keepCentroids = !training.modules.centroids && previous !== undefined;
       const trainer = localRoundTrainerOptions(
-        participantBatchOptions(local.shifts),
+        batch,
         {
           federationSeed: training.seed, index: identity.index, round, localSteps: training.localSteps, k: training.k, codeDim: training.codeDim,
           regularizer: training.regularizer as Regularizer, regularizerScope: training.regularizerScope as RegularizerScope,
+          lrSchedule: parseLearningRateSchedule(training.lrSchedule ?? 'constant'), rounds: training.rounds,
         },
         global.head,
         // MOON's negative: our own head of the previous round (the initial model in round 1).
         previous?.head ?? global.head,
       );
+      const keepOptimizer = training.localOptimizer === 'keep';
+      const optimizerState = keepOptimizer ? await this.savedOptimizerState(round - 1, identity.backbone.channels, training.codeDim, training.k) : undefined;
+      if (keepOptimizer && round > 1 && !optimizerState) this.log(`round ${round}: no saved optimiser state of round ${round - 1}; starting Adam afresh`);
       const engine = await this.trainingEngine();
-      const result = await trainModel(local.store, engine, { head: keepHead ? previous!.head : global.head, centroids: keepCentroids ? previous!.centroids : global.centroids }, trainer, (event) => {
+      const result = await trainModel(local.store, engine, start, { ...trainer, ...(optimizerState ? { optimizerState } : {}) }, (event) => {
         this.emit('progress', { phase: 'training', round, step: event.step, steps: event.steps, loss: event.loss });
       });
       history = result.history;
+      if (keepOptimizer) await this.saveOptimizerState(round, result.optimizerState);
       update = encodeModel({
         head: result.head, centroids: result.centroids, channels: identity.backbone.channels, codeDim: training.codeDim, k: training.k,
         backbone: { id: identity.backbone.id, sha256: identity.backbone.sha256, featureKey: identity.backbone.featureKey }, round, version: modelVersion,
@@ -184,10 +198,11 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
 
     // 5. Upload (retried by the transport; the server counts an update once).
     this.emit('progress', { phase: 'uploading', round, bytes: update.length });
-    const metrics = history.length > 0
+    const trainedMetrics = history.length > 0
       ? { loss: history.at(-1)!.loss, firstLoss: history[0].loss, steps: history.length, clusterEntropy: history.at(-1)!.clusterEntropy, trainSeconds: (trained - featured) / 1000 }
       : { resumed: true };
-    const answer = await this.api.uploadUpdate(federationId, round, update, { samples: local.store.images.length, metrics });
+    const metrics = validation ? { ...trainedMetrics, validation: { version: modelVersion, ...validation } } : trainedMetrics;
+    const answer = await this.api.uploadUpdate(federationId, round, update, { samples: local.store.sourceImages, metrics });
     this.emit('progress', { phase: 'uploaded', round, duplicate: answer.duplicate, count: answer.count });
     const uploaded = performance.now();
     await this.forgetOlderThan(round);
@@ -198,7 +213,7 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
       modelVersion,
       duplicate: answer.duplicate,
       resumed,
-      samples: local.store.images.length,
+      samples: local.store.sourceImages,
       steps: history.length,
       loss: history.length > 0 ? { first: history[0].loss, last: history.at(-1)!.loss } : null,
       clusterEntropy: history.at(-1)?.clusterEntropy ?? null,
@@ -276,19 +291,27 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
     return this.engine;
   }
 
-  /** The participant's features and calibrated shifts, computed once per client. */
-  private async localData(federationSeed: number, index: number): Promise<LocalData> {
+  /**
+   * The participant's features (every view the federation trains on), its held-out images (with a
+   * selection rule) and calibrated shifts, computed once per client.
+   */
+  private async localData(training: { seed: number; augment?: string; selection?: string }, index: number): Promise<ParticipantData> {
     if (this.local) return this.local;
     const dataset = await openDataset(this.options.data);
     if (dataset.items.length === 0) throw new ConfigError(`${this.options.data} holds no images`);
-    const store = await loadFeatureStore(dataset.items, this.backbone!, {
+    const views = parseAugmentation(training.augment ?? 'none');
+    this.local = await loadParticipantData(dataset.items, this.backbone!, {
+      federationSeed: training.seed,
+      index,
+      batch: participantBatchOptions(TRAINING_DEFAULTS.stegoShifts),
+      views,
+      selection: parseSelectionRule(training.selection ?? 'none'),
       cacheDir: this.cacheDir,
       log: this.log,
       onProgress: (done, total) => this.emit('progress', { phase: 'features', done, total }),
     });
-    const shifts = calibrateParticipantShifts(store, participantBatchOptions(TRAINING_DEFAULTS.stegoShifts), federationSeed, index);
-    this.log(`${store.images.length} images, shifts ${Object.values(shifts).map((v) => v.toFixed(3)).join('/')}`);
-    this.local = { store, shifts };
+    const { store, validation, shifts } = this.local;
+    this.log(`${store.sourceImages} images${validation ? ` (${validation.sourceImages} more held out for model selection)` : ''}${views.length > 1 ? `, ${views.length} views each` : ''}, shifts ${Object.values(shifts).map((v) => v.toFixed(3)).join('/')}`);
     return this.local;
   }
 
@@ -326,17 +349,43 @@ export class FussClient extends EventEmitter<{ progress: [ParticipantEvent] }> {
   }
 
   private async saveUpdate(round: number, bytes: Uint8Array): Promise<void> {
+    await this.writeAtomically(this.updatePath(round), bytes);
+  }
+
+  private async writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
     await mkdir(this.stateDir(), { recursive: true });
-    const path = this.updatePath(round);
     await writeFile(`${path}.tmp`, bytes);
     await rename(`${path}.tmp`, path);
   }
 
-  /** Keeps this round's update (next round's "previous") and removes older ones. */
+  private optimizerStatePath(round: number): string {
+    return join(this.stateDir(), `round-${round}.optimizer.safetensors`);
+  }
+
+  /** The Adam states saved after our training of `round`, if any (a damaged file counts as none). */
+  private async savedOptimizerState(round: number, channels: number, codeDim: number, k: number): Promise<TrainerOptimizerState | undefined> {
+    const bytes = await readFile(this.optimizerStatePath(round)).catch(() => undefined);
+    if (!bytes) return undefined;
+    const head = Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, headParamLength(name, channels, codeDim)]));
+    try {
+      const groups = decodeOptimizerState(bytes, LOCAL_OPTIMIZER_STATE, { head, centroids: { centroids: k * codeDim } }, 'saved optimiser state');
+      if (!groups?.head.v || !groups.centroids.v) return undefined;
+      return { head: { step: groups.head.step, m: groups.head.m, v: groups.head.v }, centroids: { step: groups.centroids.step, m: groups.centroids.m, v: groups.centroids.v } };
+    } catch (err) {
+      this.log(`ignoring a damaged saved optimiser state: ${(err as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private async saveOptimizerState(round: number, state: TrainerOptimizerState): Promise<void> {
+    await this.writeAtomically(this.optimizerStatePath(round), encodeOptimizerState(LOCAL_OPTIMIZER_STATE, { head: state.head, centroids: state.centroids }));
+  }
+
+  /** Keeps this round's update and optimiser state (next round's "previous") and removes older ones. */
   private async forgetOlderThan(round: number): Promise<void> {
     const names = await readdir(this.stateDir()).catch(() => [] as string[]);
     for (const name of names) {
-      const match = /^round-(\d+)\.safetensors$/.exec(name);
+      const match = /^round-(\d+)\.(?:optimizer\.)?safetensors$/.exec(name);
       if (match && Number(match[1]) < round) await rm(join(this.stateDir(), name), { force: true });
     }
   }

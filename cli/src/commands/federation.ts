@@ -1,7 +1,7 @@
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
 import { ADMIN_TOKEN_OPTION, RETRY_OPTIONS, SERVER_OPTION, withApi } from './remote.js';
-import { parseModules } from './shared.js';
+import { FEDERATION_PRESETS, MECHANISM_OPTIONS, parseMechanisms, parseModules, PRESET_OPTION } from './shared.js';
 
 export const federationCreateCommand: Command = {
   name: 'federation create',
@@ -19,6 +19,8 @@ export const federationCreateCommand: Command = {
     { name: 'max-samples', type: 'integer', arg: 'N', description: 'Largest sample count a participant may report', default: 1_000_000, min: 1 },
     { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregated modules: W (size weighting), E (head), C (centroids)', default: 'W,E,C' },
     { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
+    ...MECHANISM_OPTIONS,
+    PRESET_OPTION,
     { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', required: true, min: 1 },
     { name: 'local-steps', type: 'integer', arg: 'S', description: 'Local training steps per round', required: true, min: 1 },
     { name: 'min-participants', type: 'integer', arg: 'N', description: 'Updates needed to aggregate at the deadline', default: 1, min: 1 },
@@ -29,7 +31,11 @@ export const federationCreateCommand: Command = {
     ...RETRY_OPTIONS,
     { name: 'json', type: 'boolean', description: 'Print the federation as JSON' },
   ],
-  examples: ['fuss federation create --server http://127.0.0.1:8080 --name road-scenes --backbone mobilenetv2-int8-features.onnx --k 11 --rounds 10 --local-steps 100 --max-participants 3'],
+  examples: [
+    'fuss federation create --server http://127.0.0.1:8080 --name road-scenes --backbone mobilenetv2-int8-features.onnx --k 11 --rounds 10 --local-steps 100 --max-participants 3',
+    'fuss federation create ... --preset paper',
+  ],
+  presets: FEDERATION_PRESETS,
   async run(values, _positionals, io) {
     const core = await import('@fuss/core');
     const strategy = values.strategy as string;
@@ -40,6 +46,9 @@ export const federationCreateCommand: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    const mechanisms = await parseMechanisms(values);
+    const modules = parseModules(values.modules as string);
+    if (mechanisms.serverOptimizer !== 'none' && !modules.head) throw new UsageError('--server-optimizer steps along the aggregated head: it needs module E in --modules');
     const backbone = await core.Backbone.open(values.backbone as string);
     let identity;
     try {
@@ -56,8 +65,9 @@ export const federationCreateCommand: Command = {
         strategy: strategy as never,
         robust,
         maxSamples: values['max-samples'] as number,
-        modules: parseModules(values.modules as string),
+        modules,
         regularizer: values.regularizer as 'none' | 'fedprox' | 'moon',
+        ...mechanisms,
         rounds: values.rounds as number,
         localSteps: values['local-steps'] as number,
         minParticipants: values['min-participants'] as number,

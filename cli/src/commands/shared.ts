@@ -66,3 +66,59 @@ export function parseModules(text: string) {
   if (unknown.length) throw new UsageError(`--modules takes W, E and C (got ${unknown.join(', ')})`);
   return { weighted: parts.includes('W'), head: parts.includes('E'), centroids: parts.includes('C') };
 }
+
+/**
+ * Named configurations of `fuss simulate` and `fuss federation create` (`--preset NAME`). `paper`: the
+ * FUSS paper's settings exactly (FedCC-KMeans, modules W+E+C, no robust rule, Adam restarted every
+ * round at a constant learning rate, no augmentation, no server optimiser, no model selection), so
+ * the defaults can move while the paper stays one flag away.
+ */
+export const FEDERATION_PRESETS = {
+  paper: {
+    strategy: 'fedcc-kmeans',
+    modules: 'W,E,C',
+    robust: 'none',
+    regularizer: 'none',
+    'server-optimizer': 'none',
+    'local-optimizer': 'reset',
+    'lr-schedule': 'constant',
+    augment: 'none',
+    selection: 'none',
+  },
+} satisfies Record<string, Record<string, string>>;
+
+export const PRESET_OPTION: OptionSpec = {
+  name: 'preset',
+  type: 'string',
+  arg: 'NAME',
+  description: `A named configuration replacing the defaults it names (flags still win); paper: ${Object.entries(FEDERATION_PRESETS.paper).map(([k, v]) => `--${k} ${v}`).join(' ')}`,
+  choices: Object.keys(FEDERATION_PRESETS),
+};
+
+/** The options of the mechanisms a federation can add to the paper's (issue 16), shared by simulate and federation create. */
+export const MECHANISM_OPTIONS: OptionSpec[] = [
+  { name: 'server-optimizer', type: 'string', arg: 'OPT', description: 'Server optimiser on the head delta: none (FedAvg), fedavgm[:lr[:momentum]] (default 1, 0.9) or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021; default 0.01, 0.001, 0.9, 0.99)', default: 'none' },
+  { name: 'local-optimizer', type: 'string', arg: 'POLICY', description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds", default: 'reset', choices: ['reset', 'keep'] },
+  { name: 'lr-schedule', type: 'string', arg: 'NAME', description: 'Learning rates across the rounds: constant (the paper) or cosine (from the paper rates down to 0 at the last step)', default: 'constant', choices: ['constant', 'cosine'] },
+  { name: 'augment', type: 'string', arg: 'VIEWS', description: 'Views participants train on, cached per view: none, flip, crops:F (five crops of F of each side) or flip,crops:F', default: 'none' },
+  { name: 'selection', type: 'string', arg: 'RULE', description: 'Label-free model selection: none, or loss[:holdout[:patience]] (each participant holds out that share of its images and scores every global model on them; the best-scored version is selected, and the federation stops after patience versions without a better one, 0 never)', default: 'none' },
+];
+
+/** The mechanism options checked and in canonical text form; a malformed one is a usage error. */
+export async function parseMechanisms(values: OptionValues) {
+  const core = await import('@fuss/core');
+  const usage = <T>(parse: () => T): T => {
+    try {
+      return parse();
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  };
+  return {
+    serverOptimizer: usage(() => core.formatServerOptimizer(core.parseServerOptimizer(values['server-optimizer'] as string))),
+    localOptimizer: values['local-optimizer'] as 'reset' | 'keep',
+    lrSchedule: values['lr-schedule'] as 'constant' | 'cosine',
+    augment: usage(() => core.formatAugmentation(values.augment as string)),
+    selection: usage(() => core.formatSelectionRule(core.parseSelectionRule(values.selection as string))),
+  };
+}

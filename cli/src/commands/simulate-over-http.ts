@@ -30,6 +30,12 @@ export interface OverHttpSettings {
   modules: { weighted: boolean; head: boolean; centroids: boolean };
   regularizer: 'none' | 'fedprox' | 'moon';
   regularizerScope: 'nonlinear' | 'head';
+  /** The mechanisms of issue 16, in canonical text form (defaults: the paper's). */
+  serverOptimizer?: string;
+  localOptimizer?: 'reset' | 'keep';
+  lrSchedule?: 'constant' | 'cosine';
+  augment?: string;
+  selection?: string;
   rounds: number;
   localSteps: number;
   k: number;
@@ -48,10 +54,16 @@ export interface OverHttpSettings {
 
 export interface OverHttpResult {
   partition: { clientId: string; images: number }[];
-  rounds: { round: number; mIoU?: number; pixelAccuracy?: number; metrics?: import('@fuss/core').SegmentationMetrics; aggregationSeconds: number; roundSeconds: number }[];
+  rounds: {
+    round: number; mIoU?: number; pixelAccuracy?: number; metrics?: import('@fuss/core').SegmentationMetrics; aggregationSeconds: number; roundSeconds: number;
+    /** With a selection rule: the server's score of the round's starting model. */
+    score?: { version: number; value?: number };
+  }[];
   final?: import('@fuss/core').SegmentationMetrics;
   global: { head: import('@fuss/core').HeadParams; centroids: Float32Array };
   participants: { clientId: string; rounds: RoundSummary[] }[];
+  /** With a selection rule: the version the server selected, and its metrics. */
+  selection?: { selectedVersion: number; stoppedAfterRound?: number; metrics?: import('@fuss/core').SegmentationMetrics };
   timing: { wallSeconds: number; participantComputeSeconds: number; participantHttpSeconds: number; serverAggregationSeconds: number; evaluateSeconds: number };
 }
 
@@ -147,6 +159,11 @@ export async function simulateOverHttp(
       modules: settings.modules,
       regularizer: settings.regularizer,
       regularizerScope: settings.regularizerScope,
+      serverOptimizer: settings.serverOptimizer,
+      localOptimizer: settings.localOptimizer,
+      lrSchedule: settings.lrSchedule,
+      augment: settings.augment,
+      selection: settings.selection,
       rounds: settings.rounds,
       localSteps: settings.localSteps,
       minParticipants: settings.clients,
@@ -179,27 +196,41 @@ export async function simulateOverHttp(
       if (code !== 0) throw new Error(`participant ${core.participantClientId(i)} exited with ${code}: ${lastLines(participants[i].output())}`);
     });
 
-    // Evaluate the global model of the evaluated rounds.
+    // Evaluate the global model of the evaluated rounds (a selection rule may have finished the federation early).
     const history = await api.roundHistory(federation.id);
+    const lastRound = history.rounds.length;
     const evaluateStarted = performance.now();
     const rounds: OverHttpResult['rounds'] = [];
     let global: OverHttpResult['global'] | undefined;
     for (const record of history.rounds) {
       if (record.state !== 'closed') throw new Error(`round ${record.number} ended ${record.state}: ${record.failureReason ?? ''}`);
       const version = record.number; // no failed rounds, so round n made version n
-      const evaluateNow = evaluation !== undefined && (record.number === settings.rounds || record.number % settings.evalEvery === 0);
+      const evaluateNow = evaluation !== undefined && (record.number === lastRound || record.number % settings.evalEvery === 0);
       let metrics;
-      if (evaluateNow || record.number === settings.rounds || settings.out) {
+      if (evaluateNow || record.number === lastRound || settings.out) {
         const bytes = await api.downloadModel(federation.id, version);
         if (settings.out) await writeFile(join(settings.out, `global-round-${record.number}.safetensors`), bytes);
         const model = core.decodeModel(bytes);
-        if (record.number === settings.rounds) global = { head: model.head, centroids: model.centroids };
+        if (record.number === lastRound) global = { head: model.head, centroids: model.centroids };
         if (evaluateNow) metrics = await core.evaluateModel(evaluation!, backbone, engine, [{ head: model.head, centroids: model.centroids }], { k: settings.k, cacheDir: settings.cacheDir });
       }
       const aggregationSeconds = Number((record.metrics as { aggregationSeconds?: number } | null)?.aggregationSeconds ?? 0);
       const roundSeconds = record.closedAt ? (Date.parse(record.closedAt) - Date.parse(record.openedAt)) / 1000 : 0;
-      rounds.push({ round: record.number, mIoU: metrics?.mIoU, pixelAccuracy: metrics?.pixelAccuracy, metrics, aggregationSeconds, roundSeconds });
+      const selected = (record.metrics as { selection?: { version: number; score?: number } } | null)?.selection;
+      const score = selected ? { version: selected.version, value: selected.score } : undefined;
+      rounds.push({ round: record.number, mIoU: metrics?.mIoU, pixelAccuracy: metrics?.pixelAccuracy, metrics, aggregationSeconds, roundSeconds, ...(score ? { score } : {}) });
       if (settings.out) await appendFile(join(settings.out, 'rounds.jsonl'), `${JSON.stringify({ round: record.number, mIoU: metrics?.mIoU, pixelAccuracy: metrics?.pixelAccuracy, aggregationSeconds, roundSeconds })}\n`);
+    }
+    let selection: OverHttpResult['selection'];
+    const finished = await api.getFederation(federation.id);
+    if (finished.selectedModelVersion !== null && finished.selectedModelVersion !== undefined) {
+      const selectedVersion = finished.selectedModelVersion;
+      let metrics = rounds[selectedVersion - 1]?.metrics;
+      if (!metrics && evaluation) {
+        const model = core.decodeModel(await api.downloadModel(federation.id, selectedVersion));
+        metrics = await core.evaluateModel(evaluation, backbone, engine, [{ head: model.head, centroids: model.centroids }], { k: settings.k, cacheDir: settings.cacheDir });
+      }
+      selection = { selectedVersion, ...(lastRound < settings.rounds ? { stoppedAfterRound: lastRound } : {}), ...(metrics ? { metrics } : {}) };
     }
     const evaluateSeconds = (performance.now() - evaluateStarted) / 1000;
     await api.close();
@@ -211,6 +242,7 @@ export async function simulateOverHttp(
       final: rounds.at(-1)?.metrics,
       global: global!,
       participants: summaries.map((list, i) => ({ clientId: core.participantClientId(i), rounds: list })),
+      ...(selection ? { selection } : {}),
       timing: {
         wallSeconds: (performance.now() - started) / 1000,
         participantComputeSeconds: perParticipant((s) => s.seconds.features + s.seconds.train),

@@ -74,6 +74,26 @@ export type FederationCreate = {
     };
     regularizer?: 'none' | 'fedprox' | 'moon';
     regularizerScope?: 'nonlinear' | 'head';
+    /**
+     * Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021)
+     */
+    serverOptimizer?: string;
+    /**
+     * Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds
+     */
+    localOptimizer?: 'reset' | 'keep';
+    /**
+     * Learning rates across the rounds: constant (the paper) or cosine
+     */
+    lrSchedule?: 'constant' | 'cosine';
+    /**
+     * Views participants train on: none, flip, crops:F or flip,crops:F
+     */
+    augment?: string;
+    /**
+     * Label-free model selection: none, or loss[:holdout[:patience]] (participants score each global model on held-out images; the federation stops after patience versions without a better score)
+     */
+    selection?: string;
     rounds: number;
     localSteps: number;
     minParticipants?: number;
@@ -104,6 +124,15 @@ export type Federation = {
     };
     regularizer: string;
     regularizerScope: string;
+    serverOptimizer: string;
+    localOptimizer: string;
+    lrSchedule: string;
+    augment: string;
+    selection: string;
+    /**
+     * The model version the selection rule chose so far (null without a rule)
+     */
+    selectedModelVersion: number | null;
     rounds: number;
     localSteps: number;
     minParticipants: number;
@@ -202,6 +231,26 @@ export type JoinAnswer = {
             head: boolean;
             centroids: boolean;
         };
+        /**
+         * The federation's rounds (a learning-rate schedule spans rounds x localSteps)
+         */
+        rounds: number;
+        /**
+         * reset: fresh Adam optimisers every round; keep: continue the states of the previous round
+         */
+        localOptimizer: string;
+        /**
+         * constant or cosine
+         */
+        lrSchedule: string;
+        /**
+         * Views to train on: none, flip, crops:F or flip,crops:F
+         */
+        augment: string;
+        /**
+         * none, or loss:holdout:patience: hold out that share of the images and report the score of the round's model on them in the update metrics (validation)
+         */
+        selection: string;
     };
 };
 

@@ -17,7 +17,8 @@ function load(id: number, index: number): Promise<Uint8Array> {
 }
 
 function reply(message: FromWorker) {
-  port.postMessage(message, message.kind === 'done' ? [message.bytes.buffer as ArrayBuffer] : []);
+  const transfer = message.kind === 'done' ? [message.bytes.buffer as ArrayBuffer, ...(message.serverState ? [message.serverState.bytes.buffer as ArrayBuffer] : [])] : [];
+  port.postMessage(message, transfer);
 }
 
 port.on('message', (message: ToWorker) => {
@@ -29,16 +30,17 @@ port.on('message', (message: ToWorker) => {
     else waiter?.reject(new Error(message.error ?? 'no bytes'));
     return;
   }
-  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number }>;
-  if (message.kind === 'round') work = computeRoundModel(message.spec, message.previous, (index) => load(message.id, index));
+  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number; serverState?: { bytes: Uint8Array; sha256: string } }>;
+  if (message.kind === 'round') work = computeRoundModel(message.spec, message.previous, (index) => load(message.id, index), message.previousState);
   else if (message.kind === 'initial') work = Promise.resolve(computeInitialModel(message.shape, message.seed));
   // The checked bytes go back to the main thread, which stores them (no copy: they were transferred).
   else work = Promise.resolve().then(() => ({ bytes: message.bytes, ...checkUpdate(message.bytes, message.shape) }));
   work.then(
     (model) => {
       // Transferable: a buffer of its own (a copy only when the view shares a larger buffer).
-      const bytes = model.bytes.byteOffset === 0 && model.bytes.byteLength === model.bytes.buffer.byteLength ? model.bytes : new Uint8Array(model.bytes);
-      reply({ kind: 'done', id: message.id, bytes, sha256: model.sha256, metrics: model.metrics, round: model.round, version: model.version });
+      const own = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : new Uint8Array(view));
+      const serverState = model.serverState ? { bytes: own(model.serverState.bytes), sha256: model.serverState.sha256 } : undefined;
+      reply({ kind: 'done', id: message.id, bytes: own(model.bytes), sha256: model.sha256, metrics: model.metrics, round: model.round, version: model.version, ...(serverState ? { serverState } : {}) });
     },
     (err: unknown) => reply({ kind: 'failed', id: message.id, message: String((err as Error)?.message ?? err), status: err instanceof FussError ? err.status : undefined, type: err instanceof FussError ? err.type : undefined }),
   );

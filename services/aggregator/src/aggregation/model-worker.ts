@@ -8,7 +8,8 @@ import { FussError } from '@fuss/core';
 import { checkUpdate, computeInitialModel, computeRoundModel, type ComputedModel, type ModelShape, type RoundModelSpec } from './round-model.js';
 
 export interface ModelComputer {
-  roundModel(spec: RoundModelSpec, previous: Uint8Array, load: (index: number) => Promise<Uint8Array>): Promise<ComputedModel>;
+  /** `previousState`: the server optimiser's state stored with the previous model, if any. */
+  roundModel(spec: RoundModelSpec, previous: Uint8Array, load: (index: number) => Promise<Uint8Array>, previousState?: Uint8Array): Promise<ComputedModel>;
   initialModel(shape: ModelShape, seed: number): Promise<{ bytes: Uint8Array; sha256: string }>;
   /** Validates an upload; resolves with its sha256, the round and version it names, and the bytes (handed back from the worker). */
   checkUpdate(bytes: Uint8Array, shape: ModelShape): Promise<CheckedUpdate>;
@@ -23,14 +24,14 @@ export interface CheckedUpdate {
 }
 
 export type ToWorker =
-  | { kind: 'round'; id: number; spec: RoundModelSpec; previous: Uint8Array }
+  | { kind: 'round'; id: number; spec: RoundModelSpec; previous: Uint8Array; previousState?: Uint8Array }
   | { kind: 'initial'; id: number; shape: ModelShape; seed: number }
   | { kind: 'check'; id: number; shape: ModelShape; bytes: Uint8Array }
   | { kind: 'bytes'; id: number; index: number; bytes?: Uint8Array; error?: string };
 
 export type FromWorker =
   | { kind: 'load'; id: number; index: number }
-  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number }
+  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number; serverState?: { bytes: Uint8Array; sha256: string } }
   | { kind: 'failed'; id: number; message: string; status?: number; type?: string };
 
 export function inlineModelComputer(): ModelComputer {
@@ -101,7 +102,7 @@ function workerLane(log: (line: string) => void): ModelComputer {
         );
       } else {
         pending.delete(message.id);
-        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {}, round: message.round, version: message.version });
+        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {}, round: message.round, version: message.version, ...(message.serverState ? { serverState: message.serverState } : {}) });
         else job.reject(message.status ? new FussError(message.message, { status: message.status, type: message.type }) : new Error(message.message));
       }
     });
@@ -125,10 +126,10 @@ function workerLane(log: (line: string) => void): ModelComputer {
   };
 
   return {
-    roundModel: (spec, previous, load) => run(() => new Promise<ComputedModel>((resolve, reject) => {
+    roundModel: (spec, previous, load, previousState) => run(() => new Promise<ComputedModel>((resolve, reject) => {
       const id = nextId++;
       pending.set(id, { resolve, reject, load });
-      start().postMessage({ kind: 'round', id, spec, previous } satisfies ToWorker);
+      start().postMessage({ kind: 'round', id, spec, previous, ...(previousState ? { previousState } : {}) } satisfies ToWorker);
     })),
     initialModel: (shape, seed) => run(() => new Promise<ComputedModel>((resolve, reject) => {
       const id = nextId++;

@@ -6,7 +6,8 @@
 // (except for the coordinate-wise robust rules and Krum, which need every update at once).
 
 import {
-  createRng, createStrategy, decodeModel, encodeModel, initCentroids, initHead, parseRobustRule, runAggregationAsync, sha256Hex, type ClientUpdate,
+  createRng, createStrategy, decodeModel, decodeOptimizerState, encodeModel, encodeOptimizerState, headParamLength, HEAD_PARAM_NAMES, initCentroids, initHead, parseRobustRule,
+  parseServerOptimizer, runAggregationAsync, sha256Hex, type ClientUpdate, type HeadParamName, type ServerOptimizerState,
 } from '@fuss/core';
 
 export interface ModelShape {
@@ -20,6 +21,8 @@ export interface RoundModelSpec extends ModelShape {
   strategy: string;
   /** Robust rule (robust.ts text form). */
   robust: string;
+  /** Server optimiser (server-optimizer.ts text form); `none` without. */
+  serverOptimizer: string;
   modules: { weighted: boolean; head: boolean; centroids: boolean };
   /** Seed of the strategy's randomness in this round. */
   seed: number;
@@ -34,13 +37,34 @@ export interface ComputedModel {
   bytes: Uint8Array;
   sha256: string;
   metrics: Record<string, unknown>;
+  /** With a server optimiser: its state after this round (stored next to the new model). */
+  serverState?: { bytes: Uint8Array; sha256: string };
+}
+
+/** Values of each head tensor (the shape of a server optimiser's state). */
+function headLengths(spec: ModelShape): Record<HeadParamName, number> {
+  return Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, headParamLength(name, spec.channels, spec.codeDim)])) as Record<HeadParamName, number>;
+}
+
+/** The server optimiser's state stored with the previous version; undefined when none (or another optimiser's). */
+function decodeServerState(bytes: Uint8Array | undefined, spec: RoundModelSpec): ServerOptimizerState | undefined {
+  if (!bytes) return undefined;
+  const groups = decodeOptimizerState(bytes, spec.serverOptimizer, { head: headLengths(spec) }, 'server optimiser state');
+  const head = groups?.head;
+  return head ? { step: head.step, m: head.m as Record<HeadParamName, Float32Array>, ...(head.v ? { v: head.v as Record<HeadParamName, Float32Array> } : {}) } : undefined;
 }
 
 /**
  * The new global model of a round. `load(i)` gives the bytes of update i (in `spec.updates` order);
- * `previous` the bytes of the model the round started from.
+ * `previous` the bytes of the model the round started from, `previousState` the server optimiser's
+ * state stored with it (none in the first round).
  */
-export async function computeRoundModel(spec: RoundModelSpec, previousBytes: Uint8Array, load: (index: number) => Promise<Uint8Array>): Promise<ComputedModel> {
+export async function computeRoundModel(
+  spec: RoundModelSpec,
+  previousBytes: Uint8Array,
+  load: (index: number) => Promise<Uint8Array>,
+  previousState?: Uint8Array,
+): Promise<ComputedModel> {
   const expect = { backboneSha256: spec.backbone.sha256, featureKey: spec.backbone.featureKey, channels: spec.channels, codeDim: spec.codeDim, k: spec.k };
   const previous = decodeModel(previousBytes, expect, 'global model');
   const strategy = createStrategy(spec.strategy);
@@ -54,6 +78,8 @@ export async function computeRoundModel(spec: RoundModelSpec, previousBytes: Uin
     backboneSha256: spec.backbone.sha256,
     featureKey: spec.backbone.featureKey,
     robust: parseRobustRule(spec.robust),
+    serverOptimizer: parseServerOptimizer(spec.serverOptimizer),
+    serverState: decodeServerState(previousState, spec),
   });
   const result = await runAggregationAsync(steps, async (index): Promise<ClientUpdate> => {
     const update = decodeModel(await load(index), expect, 'update');
@@ -62,11 +88,13 @@ export async function computeRoundModel(spec: RoundModelSpec, previousBytes: Uin
   });
   const bytes = encodeModel({
     head: result.head, centroids: result.centroids, channels: spec.channels, codeDim: spec.codeDim, k: spec.k, backbone: spec.backbone,
-    info: { strategy: spec.strategy, robust: spec.robust }, round: spec.round, version: spec.version,
+    info: { strategy: spec.strategy, robust: spec.robust, ...(spec.serverOptimizer === 'none' ? {} : { serverOptimizer: spec.serverOptimizer }) }, round: spec.round, version: spec.version,
   });
+  const stateBytes = result.serverState ? encodeOptimizerState(spec.serverOptimizer, { head: result.serverState }) : undefined;
   return {
     bytes,
     sha256: sha256Hex(bytes),
+    ...(stateBytes ? { serverState: { bytes: stateBytes, sha256: sha256Hex(stateBytes) } } : {}),
     // details.permutation[id]: the merged centroid that became class id `id` (ids stay stable across versions).
     metrics: { updates: spec.updates.length, samples: spec.updates.reduce((s, u) => s + u.samples, 0), strategy: spec.strategy, permutation: result.details.permutation, aggregation: result.details },
   };

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { MIGRATIONS_FOLDER, openDatabase } from './database.js';
 import { freshPglite, freshPostgres, postgresAvailable, type TestDatabase } from '../test-support/databases.js';
 
-const MIGRATION_NAMES = ['20261127220000_init', '20261128000000_enrolment_index_and_aggregation_attempts', '20261202000000_blob_store_and_leases', '20261202010000_robust_aggregation_and_participant_activity', '20261202120000_classes'];
+const MIGRATION_NAMES = ['20261127220000_init', '20261128000000_enrolment_index_and_aggregation_attempts', '20261202000000_blob_store_and_leases', '20261202010000_robust_aggregation_and_participant_activity', '20261202120000_classes', '20261203000000_federation_mechanisms'];
 const SCHEMA_FILE = fileURLToPath(new URL('../../../../prisma/schema.prisma', import.meta.url));
 const onPostgres = await postgresAvailable();
 if (!onPostgres) console.warn('Postgres at DATABASE_URL / 127.0.0.1:5432 is not reachable: Postgres cases are skipped');

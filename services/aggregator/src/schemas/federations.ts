@@ -2,7 +2,7 @@
 // validates, types the handlers and documents the API.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { ROBUST_RULE_PATTERN, STRATEGY_NAMES } from '@fuss/core';
+import { AUGMENTATION_PATTERN, LR_SCHEDULES, LOCAL_OPTIMIZERS, ROBUST_RULE_PATTERN, SELECTION_PATTERN, SERVER_OPTIMIZER_PATTERN, STRATEGY_NAMES } from '@fuss/core';
 
 export const FederationCreate = Type.Object(
   {
@@ -32,6 +32,19 @@ export const FederationCreate = Type.Object(
     ),
     regularizer: Type.Union([Type.Literal('none'), Type.Literal('fedprox'), Type.Literal('moon')], { default: 'none' }),
     regularizerScope: Type.Union([Type.Literal('nonlinear'), Type.Literal('head')], { default: 'nonlinear' }),
+    serverOptimizer: Type.String({
+      pattern: SERVER_OPTIMIZER_PATTERN,
+      default: 'none',
+      description: 'Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021)',
+    }),
+    localOptimizer: Type.Union(LOCAL_OPTIMIZERS.map((name) => Type.Literal(name)), { default: 'reset', description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds" }),
+    lrSchedule: Type.Union(LR_SCHEDULES.map((name) => Type.Literal(name)), { default: 'constant', description: 'Learning rates across the rounds: constant (the paper) or cosine' }),
+    augment: Type.String({ pattern: AUGMENTATION_PATTERN, default: 'none', description: 'Views participants train on: none, flip, crops:F or flip,crops:F' }),
+    selection: Type.String({
+      pattern: SELECTION_PATTERN,
+      default: 'none',
+      description: 'Label-free model selection: none, or loss[:holdout[:patience]] (participants score each global model on held-out images; the federation stops after patience versions without a better score)',
+    }),
     rounds: Type.Integer({ minimum: 1, maximum: 100000 }),
     localSteps: Type.Integer({ minimum: 1, maximum: 1000000 }),
     minParticipants: Type.Integer({ minimum: 1, maximum: 10000, default: 1 }),
@@ -57,6 +70,12 @@ export const Federation = Type.Object(
     modules: Type.Object({ weighted: Type.Boolean(), head: Type.Boolean(), centroids: Type.Boolean() }),
     regularizer: Type.String(),
     regularizerScope: Type.String(),
+    serverOptimizer: Type.String(),
+    localOptimizer: Type.String(),
+    lrSchedule: Type.String(),
+    augment: Type.String(),
+    selection: Type.String(),
+    selectedModelVersion: Type.Union([Type.Integer(), Type.Null()], { description: 'The model version the selection rule chose so far (null without a rule)' }),
     rounds: Type.Integer(),
     localSteps: Type.Integer(),
     minParticipants: Type.Integer(),

@@ -12,6 +12,11 @@ export const JoinAnswer = Type.Object(
       Type.Object({
         localSteps: Type.Integer(), k: Type.Integer(), codeDim: Type.Integer(), strategy: Type.String(), regularizer: Type.String(), regularizerScope: Type.String(), seed: Type.Integer(),
         modules: Type.Object({ weighted: Type.Boolean(), head: Type.Boolean(), centroids: Type.Boolean() }, { description: 'Aggregated modules; a participant keeps its own head (centroids) between rounds when head (centroids) is false' }),
+        rounds: Type.Integer({ description: "The federation's rounds (a learning-rate schedule spans rounds x localSteps)" }),
+        localOptimizer: Type.String({ description: 'reset: fresh Adam optimisers every round; keep: continue the states of the previous round' }),
+        lrSchedule: Type.String({ description: 'constant or cosine' }),
+        augment: Type.String({ description: 'Views to train on: none, flip, crops:F or flip,crops:F' }),
+        selection: Type.String({ description: 'none, or loss:holdout:patience: hold out that share of the images and report the score of the round\'s model on them in the update metrics (validation)' }),
       }),
     ),
   },

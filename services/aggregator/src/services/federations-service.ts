@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { FederationCreate, FederationView } from '../schemas/federations.js';
-import { FussError, formatRobustRule, parseRobustRule } from '@fuss/core';
+import { FussError, formatAugmentation, formatRobustRule, formatSelectionRule, formatServerOptimizer, parseRobustRule, parseSelectionRule, parseServerOptimizer } from '@fuss/core';
 import type { BlobStore } from '../storage/blob-store.js';
 import { TRANSACTION_OPTIONS } from './rounds-service.js';
 import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
@@ -49,6 +49,12 @@ function view(row: FederationRow, latestModelVersion: number): FederationView {
     modules: { weighted: row.weighted, head: row.aggregateHead, centroids: row.aggregateCentroids },
     regularizer: row.regularizer,
     regularizerScope: row.regularizerScope,
+    serverOptimizer: row.serverOptimizer,
+    localOptimizer: row.localOptimizer,
+    lrSchedule: row.lrSchedule,
+    augment: row.augment,
+    selection: row.selection,
+    selectedModelVersion: row.selectedVersion,
     rounds: row.totalRounds,
     localSteps: row.localSteps,
     minParticipants: row.minParticipants,
@@ -104,8 +110,16 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
       if (input.minParticipants > input.maxParticipants) {
         throw new FussError(`minParticipants (${input.minParticipants}) exceeds maxParticipants (${input.maxParticipants})`, { status: 400, type: 'bad-config' });
       }
+      let mechanisms;
       try {
-        parseRobustRule(input.robust);
+        const serverOptimizer = parseServerOptimizer(input.serverOptimizer);
+        if (serverOptimizer.kind !== 'none' && !input.modules.head) throw new Error('a server optimiser steps along the aggregated head: it needs modules.head');
+        mechanisms = {
+          robust: formatRobustRule(parseRobustRule(input.robust)),
+          serverOptimizer: formatServerOptimizer(serverOptimizer),
+          augment: formatAugmentation(input.augment),
+          selection: formatSelectionRule(parseSelectionRule(input.selection)),
+        };
       } catch (err) {
         throw new FussError((err as Error).message, { status: 400, type: 'bad-config' });
       }
@@ -136,7 +150,9 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
             codeDim: input.codeDim,
             k: input.k,
             strategy: input.strategy,
-            robust: formatRobustRule(parseRobustRule(input.robust)),
+            ...mechanisms,
+            localOptimizer: input.localOptimizer,
+            lrSchedule: input.lrSchedule,
             maxSamples: input.maxSamples,
             weighted: input.modules.weighted,
             aggregateHead: input.modules.head,

@@ -13,9 +13,15 @@
 //
 // Weight bytes live in the blob store (storage/blob-store.ts): each is made durable before the row
 // that names it commits. Updates of rounds older than `keepUpdateRounds` lose their bytes after the
-// round ends (the rows stay, for the history).
+// round ends (the rows stay, for the history). A server optimiser's state after each version is a blob
+// too, named by that version's model row, so a restarted server continues from it.
+//
+// Model selection (a federation's `selection` rule): participants report their score of the round's
+// starting model in their update's metrics (`validation: { version, loss }`); the aggregation records
+// the median as that version's score, updates the federation's selected version, and finishes the
+// federation early when the rule's patience has run out.
 
-import { aggregationSeed, canonicalOrder, participantClientId, FussError } from '@fuss/core';
+import { aggregationSeed, canonicalOrder, federationScore, participantClientId, parseSelectionRule, selectVersion, FussError } from '@fuss/core';
 import { randomUUID } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -54,6 +60,7 @@ export interface JoinAnswer {
   training?: {
     localSteps: number; k: number; codeDim: number; strategy: string; regularizer: string; regularizerScope: string; seed: number;
     modules: { weighted: boolean; head: boolean; centroids: boolean };
+    rounds: number; localOptimizer: string; lrSchedule: string; augment: string; selection: string;
   };
 }
 
@@ -92,9 +99,9 @@ export function createRoundsService(deps: RoundsDependencies) {
     return prisma.round.findFirst({ where: { federationId }, orderBy: { number: 'desc' } });
   }
 
-  /** Opens round `number` from model `baseVersion`, or finishes the federation after its last round. */
-  async function openNextOrFinish(tx: Parameters<Parameters<PrismaClient['$transaction']>[0]>[0], federation: Federation, number: number, baseVersion: number) {
-    if (number > federation.totalRounds) {
+  /** Opens round `number` from model `baseVersion`, or finishes the federation after its last round (or when `stop`). */
+  async function openNextOrFinish(tx: Parameters<Parameters<PrismaClient['$transaction']>[0]>[0], federation: Federation, number: number, baseVersion: number, stop = false) {
+    if (number > federation.totalRounds || stop) {
       await tx.federation.update({ where: { id: federation.id }, data: { status: 'finished' } });
       return;
     }
@@ -131,7 +138,7 @@ export function createRoundsService(deps: RoundsDependencies) {
     for (const sha256 of new Set(stale.map((u) => u.sha256))) {
       const [updates, models] = await Promise.all([
         prisma.update.count({ where: { sha256, prunedAt: null } }),
-        prisma.globalModel.count({ where: { sha256 } }),
+        prisma.globalModel.count({ where: { OR: [{ sha256 }, { serverStateSha256: sha256 }] } }),
       ]);
       if (updates === 0 && models === 0) await blobs.delete(sha256);
     }
@@ -154,6 +161,7 @@ export function createRoundsService(deps: RoundsDependencies) {
         training: {
           localSteps: federation.localSteps, k: federation.k, codeDim: federation.codeDim, strategy: federation.strategy, regularizer: federation.regularizer, regularizerScope: federation.regularizerScope, seed: federation.seed,
           modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
+          rounds: federation.totalRounds, localOptimizer: federation.localOptimizer, lrSchedule: federation.lrSchedule, augment: federation.augment, selection: federation.selection,
         },
       };
     },
@@ -252,12 +260,21 @@ export function createRoundsService(deps: RoundsDependencies) {
         const seconds = (performance.now() - started) / 1000;
         await deps.beforeCommit?.(roundId);
         const sha256 = await blobs.put(model.bytes, model.sha256);
+        const serverStateSha256 = model.serverState ? await blobs.put(model.serverState.bytes, model.serverState.sha256) : null;
         const bytes = model.bytes;
+        const rule = parseSelectionRule(federation.selection);
         const committed = await prisma.$transaction(async (tx) => {
           const closing = await tx.round.updateMany({ where: ours, data: { state: 'closed', closedAt: now(), leaseUntil: null, metrics: { ...model.metrics, aggregationSeconds: seconds } as never } });
           if (closing.count === 0) return false; // lost the lease to another process
-          await tx.globalModel.create({ data: { federationId: federation.id, version, roundNumber: round.number, sha256, size: bytes.byteLength }, select: { id: true } });
-          await openNextOrFinish(tx, federation, round.number + 1, version);
+          await tx.globalModel.create({ data: { federationId: federation.id, version, roundNumber: round.number, sha256, size: bytes.byteLength, serverStateSha256 }, select: { id: true } });
+          let stop = false;
+          if (rule) {
+            const decision = selectVersion(await versionScores(tx, federation.id), version, rule.patience);
+            await tx.federation.update({ where: { id: federation.id }, data: { selectedVersion: decision.selected }, select: { id: true } });
+            stop = decision.stop;
+            if (stop) log(`federation ${federation.id}: no better model score in ${rule.patience} versions; finishing after round ${round.number} (selected version ${decision.selected})`);
+          }
+          await openNextOrFinish(tx, federation, round.number + 1, version, stop);
           return true;
         }, TRANSACTION_OPTIONS);
         if (!committed) return false;
@@ -326,12 +343,23 @@ export function createRoundsService(deps: RoundsDependencies) {
     },
   };
 
+  /** Model scores of the selection rule recorded by the federation's closed rounds: version -> score. */
+  async function versionScores(tx: Parameters<Parameters<PrismaClient['$transaction']>[0]>[0], federationId: string): Promise<Map<number, number>> {
+    const closed = await tx.round.findMany({ where: { federationId, state: 'closed' }, select: { metrics: true } });
+    const scores = new Map<number, number>();
+    for (const { metrics } of closed) {
+      const selection = (metrics as { selection?: { version?: unknown; score?: unknown } } | null)?.selection;
+      if (typeof selection?.version === 'number' && typeof selection.score === 'number') scores.set(selection.version, selection.score);
+    }
+    return scores;
+  }
+
   /** The new global model of a round, computed by the model computer from the stored bytes. */
   async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
-    const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true } });
+    const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true, serverStateSha256: true } });
     const listing = canonicalOrder(
-      (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, participant: { select: { enrolmentIndex: true, name: true } } } }))
-        .map((u) => ({ sha256: u.sha256, samples: u.samples, clientId: participantClientId(u.participant.enrolmentIndex), name: u.participant.name })),
+      (await prisma.update.findMany({ where: { roundId: round.id }, select: { sha256: true, samples: true, metrics: true, participant: { select: { enrolmentIndex: true, name: true } } } }))
+        .map((u) => ({ sha256: u.sha256, samples: u.samples, metrics: u.metrics, clientId: participantClientId(u.participant.enrolmentIndex), name: u.participant.name })),
     );
     if (listing.length === 0) throw new FussError(`round ${round.number} has no updates to aggregate`, { status: 409, type: 'no-updates' });
     const model = await computer.roundModel(
@@ -342,6 +370,7 @@ export function createRoundsService(deps: RoundsDependencies) {
         backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey },
         strategy: federation.strategy,
         robust: federation.robust,
+        serverOptimizer: federation.serverOptimizer,
         modules: { weighted: federation.weighted, head: federation.aggregateHead, centroids: federation.aggregateCentroids },
         seed: aggregationSeed(federation.seed, round.number),
         round: round.number,
@@ -353,10 +382,26 @@ export function createRoundsService(deps: RoundsDependencies) {
         checkLease();
         return blobs.get(listing[index].sha256);
       },
+      federation.serverOptimizer !== 'none' && base.serverStateSha256 ? await blobs.get(base.serverStateSha256) : undefined,
     );
     // The aggregation's details name clients by id; the metrics say who they are.
     const metrics: Record<string, unknown> = { ...model.metrics, participants: Object.fromEntries(listing.map((u) => [u.clientId, u.name])) };
+    if (federation.selection !== 'none') metrics.selection = baseModelScore(listing.map((u) => u.metrics), round.baseVersion);
     return { ...model, metrics };
+  }
+
+  /**
+   * The federation's score of the model a round started from: the median of the scores its updates
+   * report for that version (metrics `validation: { version, loss }`; anything else is ignored).
+   */
+  function baseModelScore(reported: unknown[], baseVersion: number) {
+    const losses: number[] = [];
+    for (const metrics of reported) {
+      const validation = (metrics as { validation?: { version?: unknown; loss?: unknown } } | null)?.validation;
+      if (validation?.version === baseVersion && typeof validation.loss === 'number' && Number.isFinite(validation.loss)) losses.push(validation.loss);
+    }
+    const score = federationScore(losses);
+    return { version: baseVersion, ...(score === undefined ? {} : { score }), reported: losses.length };
   }
 
   return service;

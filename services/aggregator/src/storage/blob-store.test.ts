@@ -95,7 +95,7 @@ describe('weights stored in rows before the blob store', () => {
     await db.sql.query(`INSERT INTO "Round" ("id","federationId","number","baseVersion","deadlineAt") VALUES ('r1','f1',1,0,now())`);
     await db.sql.query(`INSERT INTO "Update" ("id","roundId","participantId","samples","sha256","weights") VALUES ('u1','r1','p1',3,$1,$2)`, [sha256Of(update), Buffer.from(update)]);
     await cp(MIGRATIONS_FOLDER, folder, { recursive: true });
-    expect(await db.migrate()).toEqual(['20261202000000_blob_store_and_leases', '20261202010000_robust_aggregation_and_participant_activity', '20261202120000_classes']);
+    expect(await db.migrate()).toEqual(['20261202000000_blob_store_and_leases', '20261202010000_robust_aggregation_and_participant_activity', '20261202120000_classes', '20261203000000_federation_mechanisms']);
     expect(await moveLegacyWeights(db)).toBe(2);
     expect(await moveLegacyWeights(db)).toBe(0);
     expect(Array.from(await db.blobs.get(sha256Of(model)))).toEqual([5, 6, 7, 8]);

@@ -7,7 +7,8 @@ import { basename, dirname, extname, join } from 'node:path';
 import type * as Ort from 'onnxruntime-node';
 import { BackboneError, firstLineOf } from '../errors.js';
 import { createSessionOn, loadOnnxRuntime, toResolvedDevice, type DeviceChoice, type DeviceName } from '../device/execution-device.js';
-import { decodeRgb, inputSizeFor, normalizeToChw, readImageSize, IMAGENET_MEAN, IMAGENET_STD, type RgbImage } from '../image/image.js';
+import { decodeRgb, inputSizeFor, normalizeToChw, readImageSize, resizeRgb, IMAGENET_MEAN, IMAGENET_STD, type RgbImage } from '../image/image.js';
+import { applyView, IDENTITY_VIEW, type FeatureView } from '../features/views.js';
 import { resizeBilinearChw, l2NormalizeCells } from './feature-ops.js';
 import {
   KNOWN_BACKBONES,
@@ -127,6 +128,18 @@ export class Backbone {
   /** Decodes, sizes and normalises an image, then extracts its features. */
   async extract(source: string | Uint8Array, name?: string): Promise<FeatureMap> {
     return this.extractDecoded(await this.decode(source, name));
+  }
+
+  /**
+   * Features of a view of an image (features/views.ts): decoded at its own size, cropped and mirrored,
+   * then sized for the backbone like any image. The identity view is {@link extract}.
+   */
+  async extractView(source: string | Uint8Array, view: FeatureView, name?: string): Promise<FeatureMap> {
+    if (view.id === IDENTITY_VIEW.id) return this.extract(source, name);
+    const viewed = applyView(await decodeRgb(source, { name }), view);
+    const target = inputSizeFor(this.descriptor.inputSize, viewed.width, viewed.height);
+    const same = target.width === viewed.width && target.height === viewed.height;
+    return this.extractDecoded(same ? viewed : await resizeRgb(viewed, target));
   }
 
   /** Decodes an image at the backbone's input size (exposed so decoding can overlap inference). */

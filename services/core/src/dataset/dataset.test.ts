@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdir, rm, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { dominantClass, domainOf, openDataset, parseDatasetInfo, readLabelMap, requireLabels } from './dataset.js';
+import { datasetDomains, dominantClass, domainOf, holdOutDomain, openDataset, parseDatasetInfo, readLabelMap, requireLabels } from './dataset.js';
 import { makeTempDir, makeTinyDataset } from '../test-support/fixtures.js';
 import { DataError } from '../errors.js';
 
@@ -108,5 +108,45 @@ describe('dataset.json helpers', () => {
   it('parses the CamVid dataset.json shape', () => {
     const info = parseDatasetInfo('{"name":"camvid","classes":["sky","road"],"ignoreIndex":11,"domainPattern":"^([^_]+)_"}', 'dataset.json');
     expect(info).toEqual({ name: 'camvid', classes: ['sky', 'road'], ignoreIndex: 11, domainPattern: '^([^_]+)_' });
+  });
+});
+
+describe('holdOutDomain (unseen-domain protocol)', () => {
+  it('trains without the domain and evaluates on its images of the evaluation set, else of the training set', async () => {
+    const root = await makeTempDir();
+    try {
+      await makeTinyDataset(join(root.path, 'train'), { images: 9, width: 16, height: 12, domains: ['seqA', 'seqB', 'seqC'] });
+      await makeTinyDataset(join(root.path, 'val'), { images: 2, width: 16, height: 12, domains: ['seqC'] });
+      const train = await openDataset(join(root.path, 'train'));
+      const val = await openDataset(join(root.path, 'val'));
+      expect(datasetDomains(train)).toEqual(['seqA', 'seqB', 'seqC']);
+
+      // seqC is in val: evaluation comes from val, and seqC's training images are left out.
+      const c = holdOutDomain(train, val, 'seqC');
+      expect(c.evaluationFrom).toBe('evaluation');
+      expect(c.evaluation.items.map((i) => i.id)).toEqual(val.items.map((i) => i.id));
+      expect(datasetDomains(c.train)).toEqual(['seqA', 'seqB']);
+      expect(c.train.items).toHaveLength(6);
+
+      // seqA exists only in train: its training images become the evaluation set and nothing else.
+      const a = holdOutDomain(train, val, 'seqA');
+      expect(a.evaluationFrom).toBe('train');
+      expect(a.evaluation.items.map((i) => i.domain)).toEqual(['seqA', 'seqA', 'seqA']);
+      const trainIds = new Set(a.train.items.map((i) => i.id));
+      expect(a.evaluation.items.some((i) => trainIds.has(i.id))).toBe(false);
+      expect(a.train.items).toHaveLength(6);
+      expect(a.evaluation.info).toEqual(train.info);
+    } finally {
+      await root.remove();
+    }
+  });
+
+  it('names an unknown domain, a dataset with one domain, and images without a domain', async () => {
+    const dataset = await openDataset(dir.path);
+    expect(() => holdOutDomain(dataset, undefined, 'siteZ')).toThrow(/"siteZ" is not one of .*siteA, siteB/);
+    const single = { ...dataset, items: dataset.items.filter((i) => i.domain === 'siteA') };
+    expect(() => holdOutDomain(single, undefined, 'siteA')).toThrow(/leaves no domain/);
+    const unnamed = { ...dataset, items: dataset.items.map(({ domain: _domain, ...item }) => item) };
+    expect(() => holdOutDomain(unnamed, undefined, 'siteA')).toThrow(DataError);
   });
 });

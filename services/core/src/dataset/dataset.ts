@@ -185,3 +185,49 @@ export function dominantClass(label: LabelMap, info: DatasetInfo): number {
   for (let c = 0; c < counts.length; c++) if (counts[c] > 0 && (best < 0 || counts[c] > counts[best])) best = c;
   return best;
 }
+
+/** The domains of a dataset's items, sorted by name (items without a domain are not counted). */
+export function datasetDomains(dataset: Dataset): string[] {
+  return [...new Set(dataset.items.map((item) => item.domain).filter((d): d is string => d !== undefined))].sort();
+}
+
+/** The dataset with only the items `keep` accepts (same root and dataset.json). */
+export function filterDataset(dataset: Dataset, keep: (item: DatasetItem) => boolean): Dataset {
+  return { ...dataset, items: dataset.items.filter(keep) };
+}
+
+/** The two datasets of the unseen-domain protocol (see {@link holdOutDomain}). */
+export interface HeldOutDomainSplit {
+  domain: string;
+  /** The training items of every other domain. */
+  train: Dataset;
+  /** The held-out domain's items: from the evaluation dataset when it has any, else from the training one. */
+  evaluation: Dataset;
+  /** Where `evaluation` came from. */
+  evaluationFrom: 'evaluation' | 'train';
+}
+
+/**
+ * The unseen-domain protocol: the federation trains on `train` without `domain`'s images and is
+ * evaluated on `domain`'s images of `evaluation` when that dataset has any (CamVid: 0016E5 is
+ * camvid/val), else on `domain`'s images of `train`, which then take no part in training (CamVid:
+ * 0001TP and 0006R0 exist only in camvid/train). Domains come from the datasets' `domainPattern`.
+ *
+ * @throws DataError when a training image has no domain, `domain` is not one of `train`'s, or no
+ *   other domain is left to train on
+ */
+export function holdOutDomain(train: Dataset, evaluation: Dataset | undefined, domain: string): HeldOutDomainSplit {
+  const unnamed = train.items.find((item) => item.domain === undefined);
+  if (unnamed) throw new DataError(`holding out a domain needs a domain for every image, but ${unnamed.imagePath} has none (check the domainPattern of ${join(train.root, 'dataset.json')})`);
+  const domains = datasetDomains(train);
+  if (!domains.includes(domain)) throw new DataError(`domain "${domain}" is not one of ${train.root}'s: ${domains.join(', ')}`);
+  if (domains.length < 2) throw new DataError(`holding out ${domain} leaves no domain of ${train.root} to train on`);
+  const fromEvaluation = evaluation ? filterDataset(evaluation, (item) => item.domain === domain) : undefined;
+  const evaluationFrom = fromEvaluation && fromEvaluation.items.length > 0 ? 'evaluation' : 'train';
+  return {
+    domain,
+    train: filterDataset(train, (item) => item.domain !== domain),
+    evaluation: evaluationFrom === 'evaluation' ? fromEvaluation! : filterDataset(train, (item) => item.domain === domain),
+    evaluationFrom,
+  };
+}

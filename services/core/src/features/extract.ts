@@ -7,6 +7,7 @@ import { FeatureCache, imageContentHash } from '../io/feature-cache.js';
 import { featureConfigKey } from '../backbone/descriptor.js';
 import { readImageSize } from '../image/image.js';
 import { float16ToFloat32, float32ToFloat16 } from '../io/float16.js';
+import { IDENTITY_VIEW, viewCacheKey, type FeatureView } from './views.js';
 
 export interface ExtractedFeatures<T> {
   item: T;
@@ -25,6 +26,8 @@ export interface ExtractOptions {
   onProgress?: (done: number, total: number, last: ExtractedFeatures<unknown>) => void;
   /** Reports replaced cache entries and similar events. */
   log?: (line: string) => void;
+  /** The view of each image to extract (views.ts); the image itself by default. Cached per view. */
+  view?: FeatureView;
 }
 
 /** Creates the cache for a backbone's feature configuration. */
@@ -42,9 +45,10 @@ export async function* extractFeatures<T extends { imagePath: string }>(
   options: ExtractOptions = {},
 ): AsyncGenerator<ExtractedFeatures<T>> {
   const cache = options.cacheDir ? featureCacheFor(backbone, options.cacheDir) : undefined;
+  const view = options.view ?? IDENTITY_VIEW;
   const prepare = async (item: T) => {
     const bytes = await readFile(item.imagePath);
-    const hash = imageContentHash(bytes);
+    const hash = viewCacheKey(imageContentHash(bytes), view);
     const lookup = cache ? await cache.get(hash) : ({ status: 'miss' } as const);
     return { item, bytes, hash, lookup };
   };
@@ -64,7 +68,7 @@ export async function* extractFeatures<T extends { imagePath: string }>(
       if (current.lookup.status === 'corrupt') {
         options.log?.(`feature cache: entry for ${current.item.imagePath} is damaged (${current.lookup.reason}); recomputing`);
       }
-      let features = await backbone.extract(current.bytes, current.item.imagePath);
+      let features = await backbone.extractView(current.bytes, view, current.item.imagePath);
       if (cache) {
         // Yield what the cache will hold (float16 precision), so a first run and a cached rerun see
         // the same numbers and produce the same results.

@@ -86,6 +86,15 @@ export async function decodeRgb(
   }
 }
 
+/** Resizes a decoded image to exactly `size` with the filter {@link decodeRgb} uses. */
+export async function resizeRgb(image: RgbImage, size: { width: number; height: number }): Promise<RgbImage> {
+  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(size.width, size.height, { fit: 'fill', kernel: 'linear' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
 /**
  * Converts HWC uint8 RGB into a CHW float32 tensor: (x / 255 - mean[c]) / std[c].
  * @returns [3, height, width]

@@ -1,5 +1,5 @@
-// On-disk cache of backbone features, keyed by image content hash and the backbone's feature
-// configuration key. Values are float16. A truncated or corrupt entry is detected (length and CRC-32
+// On-disk cache of backbone features, keyed by image content hash (with the view for an augmented
+// view of the image, features/views.ts) and the backbone's feature configuration key. Values are float16. A truncated or corrupt entry is detected (length and CRC-32
 // checks) and treated as a miss, so the caller recomputes it.
 //
 // Entry layout: "FUSSFEAT" | u32 LE header length | JSON header | float16 data (little-endian).
@@ -40,6 +40,7 @@ export class FeatureCache {
     readonly configKey: string,
   ) {}
 
+  /** `imageSha256`: an image's sha256, or the key of one of its views (`viewCacheKey`), here and below. */
   pathFor(imageSha256: string): string {
     return join(this.root, this.configKey, imageSha256.slice(0, 2), `${imageSha256}.f16`);
   }

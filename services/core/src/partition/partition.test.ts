@@ -6,6 +6,7 @@ import {
   parsePartitionSpec,
   partition,
   partitionByDomain,
+  partitionByDomainBlocks,
   partitionDirichlet,
   partitionIid,
   type Partition,
@@ -44,6 +45,7 @@ const itemLists = fc
 const specs: fc.Arbitrary<PartitionSpec> = fc.oneof(
   fc.constant<PartitionSpec>({ kind: 'iid' }),
   fc.constant<PartitionSpec>({ kind: 'domain' }),
+  fc.constant<PartitionSpec>({ kind: 'domain-blocks' }),
   fc.constantFrom(0.1, 1, 100).map((alpha): PartitionSpec => ({ kind: 'dirichlet', alpha })),
 );
 
@@ -52,9 +54,10 @@ function makeItems(counts: Record<string, number>): PartitionItem[] {
 }
 
 describe('parsePartitionSpec', () => {
-  it('parses the three forms', () => {
+  it('parses the four forms', () => {
     expect(parsePartitionSpec('iid')).toEqual({ kind: 'iid' });
     expect(parsePartitionSpec(' domain ')).toEqual({ kind: 'domain' });
+    expect(parsePartitionSpec('domain-blocks')).toEqual({ kind: 'domain-blocks' });
     expect(parsePartitionSpec('dirichlet:0.5')).toEqual({ kind: 'dirichlet', alpha: 0.5 });
     expect(parsePartitionSpec('dirichlet:2')).toEqual({ kind: 'dirichlet', alpha: 2 });
     expect(parsePartitionSpec('dirichlet:.1')).toEqual({ kind: 'dirichlet', alpha: 0.1 });
@@ -65,7 +68,7 @@ describe('parsePartitionSpec', () => {
     for (const bad of ['', 'IID', 'random', 'dirichlet', 'dirichlet:', 'dirichlet:0', 'dirichlet:-1', 'dirichlet:abc', 'dirichlet:1,5', 'dirichlet:0x10']) {
       expect(() => parsePartitionSpec(bad)).toThrow(ConfigError);
     }
-    expect(() => parsePartitionSpec('random')).toThrow(/iid, domain or dirichlet:ALPHA/);
+    expect(() => parsePartitionSpec('random')).toThrow(/iid, domain, domain-blocks or dirichlet:ALPHA/);
     expect(() => parsePartitionSpec('dirichlet:0')).toThrow(/> 0/);
   });
 });
@@ -83,6 +86,7 @@ describe('partition (properties)', () => {
           const domains = new Set(items.map((item) => item.domain)).size;
           if (spec.kind === 'iid') expect(clients).toBeGreaterThan(items.length);
           if (spec.kind === 'domain') expect(clients).toBeGreaterThan(domains);
+          if (spec.kind === 'domain-blocks') expect(clients < domains || clients > items.length).toBe(true);
         }
       }),
       { seed: FC_SEED, numRuns: 300 },
@@ -169,6 +173,43 @@ describe('partitionByDomain', () => {
   it('rejects more clients than domains and items without a domain', () => {
     expect(() => partitionByDomain(makeItems(counts), 5, createRng(0))).toThrow(/only 4 domains/);
     expect(() => partitionByDomain([...makeItems(counts), { id: 'orphan.png' }], 2, createRng(0))).toThrow(/"orphan.png" has none/);
+  });
+});
+
+describe('partitionByDomainBlocks', () => {
+  // CamVid's training sequences: 62 / 101 / 204 frames.
+  const camvid = { '0001TP': 62, '0006R0': 101, '0016E5': 204 };
+  const domainOfId = (id: string) => id.split('-')[0];
+
+  it('cuts CamVid into 6 and 18 clients of consecutive frames, blocks per sequence by the D\'Hondt rule', () => {
+    const items = makeItems(camvid);
+    const six = partitionByDomainBlocks(items, 6, createRng(0));
+    expectValidPartition(six, items, 6);
+    expect(six.map((ids) => ids.length)).toEqual([62, 51, 50, 68, 68, 68]);
+    expect(six.map((ids) => domainOfId(ids[0]))).toEqual(['0001TP', '0006R0', '0006R0', '0016E5', '0016E5', '0016E5']);
+    const eighteen = partitionByDomainBlocks(items, 18, createRng(0));
+    expectValidPartition(eighteen, items, 18);
+    const perDomain = (result: string[][]) => Object.fromEntries(Object.keys(camvid).map((d) => [d, result.filter((ids) => domainOfId(ids[0]) === d).length]));
+    expect(perDomain(eighteen)).toEqual({ '0001TP': 3, '0006R0': 5, '0016E5': 10 });
+    const sizes = eighteen.map((ids) => ids.length);
+    expect(Math.max(...sizes) - Math.min(...sizes)).toBeLessThanOrEqual(1);
+    // Every block is one domain's run of consecutive items.
+    const position = new Map(items.map((item, i) => [item.id, i]));
+    for (const ids of eighteen) {
+      expect(new Set(ids.map(domainOfId)).size).toBe(1);
+      expect(position.get(ids.at(-1)!)! - position.get(ids[0])!).toBe(ids.length - 1);
+    }
+  });
+
+  it('equals the domain partition with one client per domain, and never makes a block empty', () => {
+    const items = makeItems({ a: 1, b: 9 });
+    expect(partitionByDomainBlocks(items, 2, createRng(0))).toEqual(partitionByDomain(items, 2, createRng(0)));
+    expect(partitionByDomainBlocks(items, 10, createRng(0)).map((ids) => ids.length)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+
+  it('rejects fewer clients than domains and items without a domain', () => {
+    expect(() => partitionByDomainBlocks(makeItems(camvid), 2, createRng(0))).toThrow(/at least one client per domain.*use "domain"/);
+    expect(() => partitionByDomainBlocks([...makeItems(camvid), { id: 'orphan.png' }], 4, createRng(0))).toThrow(/"orphan.png" has none/);
   });
 });
 

@@ -1,5 +1,6 @@
 // Splits a dataset's images among federated clients (DESIGN "Partitions", paper section 4.1 and
-// appendices C, D): `iid`, `domain` and `dirichlet:α`. Seeded, deterministic, no empty client.
+// appendices C, D): `iid`, `domain`, `domain-blocks` and `dirichlet:α`. Seeded, deterministic, no
+// empty client.
 
 import { ConfigError, DataError } from '../errors.js';
 import { shuffled, type Rng } from '../math/rng.js';
@@ -15,7 +16,7 @@ export interface PartitionItem {
 }
 
 /** A parsed partition spec (see {@link parsePartitionSpec}). */
-export type PartitionSpec = { kind: 'iid' } | { kind: 'domain' } | { kind: 'dirichlet'; alpha: number };
+export type PartitionSpec = { kind: 'iid' } | { kind: 'domain' } | { kind: 'domain-blocks' } | { kind: 'dirichlet'; alpha: number };
 
 /** Ids per client: `result[client]` lists that client's ids in input order. */
 export type Partition = string[][];
@@ -26,7 +27,7 @@ export const DIRICHLET_MAX_DRAWS = 100;
 const DIRICHLET_PATTERN = /^dirichlet:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /**
- * Parses `iid`, `domain` or `dirichlet:ALPHA` (ALPHA a decimal number > 0, e.g. `dirichlet:0.5`).
+ * Parses `iid`, `domain`, `domain-blocks` or `dirichlet:ALPHA` (ALPHA a decimal number > 0, e.g. `dirichlet:0.5`).
  * Surrounding whitespace is ignored.
  *
  * @throws ConfigError on anything else, listing the accepted forms
@@ -35,16 +36,18 @@ export function parsePartitionSpec(text: string): PartitionSpec {
   const spec = text.trim();
   if (spec === 'iid') return { kind: 'iid' };
   if (spec === 'domain') return { kind: 'domain' };
+  if (spec === 'domain-blocks') return { kind: 'domain-blocks' };
   if (DIRICHLET_PATTERN.test(spec)) {
     const alpha = Number(spec.slice('dirichlet:'.length));
     if (Number.isFinite(alpha) && alpha > 0) return { kind: 'dirichlet', alpha };
     throw new ConfigError(`partition "${text}": the Dirichlet alpha must be a finite number > 0`);
   }
-  throw new ConfigError(`unknown partition "${text}"; expected iid, domain or dirichlet:ALPHA (ALPHA > 0, e.g. dirichlet:0.5)`);
+  throw new ConfigError(`unknown partition "${text}"; expected iid, domain, domain-blocks or dirichlet:ALPHA (ALPHA > 0, e.g. dirichlet:0.5)`);
 }
 
 /**
- * Dispatches on `spec` to {@link partitionIid}, {@link partitionByDomain} or {@link partitionDirichlet}.
+ * Dispatches on `spec` to {@link partitionIid}, {@link partitionByDomain}, {@link partitionByDomainBlocks}
+ * or {@link partitionDirichlet}.
  *
  * @returns [clients] lists of ids, each in input order; every item in exactly one list, none empty
  */
@@ -54,6 +57,8 @@ export function partition(items: readonly PartitionItem[], clients: number, spec
       return partitionIid(items, clients, rng);
     case 'domain':
       return partitionByDomain(items, clients, rng);
+    case 'domain-blocks':
+      return partitionByDomainBlocks(items, clients, rng);
     case 'dirichlet':
       return partitionDirichlet(items, clients, spec.alpha, rng);
     default:
@@ -119,6 +124,61 @@ export function partitionByDomain(items: readonly PartitionItem[], clients: numb
     for (const domain of domainsOf[groupIndex]) clientOfDomain.set(domain, client);
   });
   const owner = Int32Array.from(items, (item) => clientOfDomain.get(item.domain as string) ?? 0);
+  return collect(items, owner, clients);
+}
+
+/**
+ * Domain-block split (the paper's settings with more clients than domains, e.g. CamVid's 3 sequences
+ * into 6 or 18 clients): every domain is cut into blocks of consecutive images (input order: for
+ * video frames sorted by name, consecutive frames), each block one client. Blocks are given out one
+ * at a time to the domain whose blocks would otherwise be largest (images / blocks; ties by name),
+ * starting from one block per domain (the D'Hondt rule), so block sizes stay close to
+ * images / clients. Within a domain, block sizes differ by at most one (the first blocks take the
+ * extra images). Clients are ordered by domain name, then block order. Fully determined by the
+ * items; `_rng` is accepted for a uniform partitioner signature.
+ *
+ * @returns [clients] lists of ids in input order
+ * @throws ConfigError when an item has no domain, or there are fewer clients than domains (use `domain`)
+ */
+export function partitionByDomainBlocks(items: readonly PartitionItem[], clients: number, _rng: Rng): Partition {
+  checkCommon(items, clients);
+  const members = new Map<string, number[]>();
+  items.forEach((item, index) => {
+    if (item.domain === undefined || item.domain === '') {
+      throw new ConfigError(`partition "domain-blocks" needs a domain for every image, but "${item.id}" has none (check the dataset's domainPattern)`);
+    }
+    const list = members.get(item.domain);
+    if (list) list.push(index);
+    else members.set(item.domain, [index]);
+  });
+  const domains = [...members.keys()].sort(compareNames);
+  if (clients < domains.length) {
+    throw new ConfigError(`partition "domain-blocks" needs at least one client per domain: ${clients} clients, ${domains.length} domains (use "domain" to group domains)`);
+  }
+  const blocks = new Map(domains.map((d) => [d, 1]));
+  for (let given = domains.length; given < clients; given++) {
+    let target: string | undefined;
+    for (const d of domains) {
+      const size = members.get(d)!.length;
+      if (blocks.get(d)! >= size) continue;
+      if (target === undefined || size / blocks.get(d)! > members.get(target)!.length / blocks.get(target)!) target = d;
+    }
+    blocks.set(target!, blocks.get(target!)! + 1);
+  }
+  const owner = new Int32Array(items.length);
+  let client = 0;
+  for (const d of domains) {
+    const list = members.get(d)!;
+    const count = blocks.get(d)!;
+    const base = Math.floor(list.length / count);
+    const extra = list.length % count;
+    let position = 0;
+    for (let b = 0; b < count; b++, client++) {
+      const size = base + (b < extra ? 1 : 0);
+      for (let m = position; m < position + size; m++) owner[list[m]] = client;
+      position += size;
+    }
+  }
   return collect(items, owner, clients);
 }
 

@@ -1,6 +1,7 @@
 // The paper's non-federated baselines with the same budget of local steps as a federation of
 // `rounds x localSteps`: local-only (each participant trains alone; each and the mean are reported)
-// and centralized (one trainer on the union of the participants' images).
+// and centralized (one trainer on the union of the participants' images). The augmented views and the
+// learning-rate schedule of `options` apply to them as to a federation (one run of rounds x localSteps).
 
 import type { Backbone } from '../backbone/backbone.js';
 import type { Dataset } from '../dataset/dataset.js';
@@ -11,6 +12,8 @@ import { createRng } from '../math/rng.js';
 import { loadFeatureStore } from '../training/feature-store.js';
 import { calibrateShifts, DEFAULT_SHIFT_QUANTILES } from '../training/shift-calibration.js';
 import { trainModel } from '../training/trainer.js';
+import { parseAugmentation } from '../features/views.js';
+import { parseLearningRateSchedule } from '../training/lr-schedule.js';
 import { TRAINING_DEFAULTS } from '../defaults.js';
 import { evaluateModel, meanMetrics, partitionDataset, simulationBatchOptions, type SimulationOptions } from './simulate.js';
 import type { DatasetItem } from '../dataset/dataset.js';
@@ -33,7 +36,9 @@ async function trainAndEvaluate(
 ) {
   const codeDim = options.codeDim ?? TRAINING_DEFAULTS.codeDim;
   const started = performance.now();
-  const store = await loadFeatureStore(items, backbone, { cacheDir: options.cacheDir });
+  const store = await loadFeatureStore(items, backbone, { cacheDir: options.cacheDir, views: parseAugmentation(options.augment ?? 'none') });
+  const schedule = parseLearningRateSchedule(options.lrSchedule ?? 'constant');
+  const steps = options.rounds * options.localSteps;
   const batch = simulationBatchOptions(options);
   const shifts = options.fixedShifts ?? calibrateShifts(store, batch, createRng(seed * 7919), options.shiftQuantiles ?? DEFAULT_SHIFT_QUANTILES).shifts;
   const rng = createRng(options.seed);
@@ -41,13 +46,14 @@ async function trainAndEvaluate(
   const result = await trainModel(store, engine, { head: initHead(shape, rng), centroids: initCentroids(options.k, codeDim, rng) }, {
     ...batch,
     shifts,
-    steps: options.rounds * options.localSteps,
+    steps,
     k: options.k,
     codeDim,
     lambda: options.lambda ?? TRAINING_DEFAULTS.lambda,
     headLr: TRAINING_DEFAULTS.headLr,
     centroidLr: TRAINING_DEFAULTS.centroidLr,
     seed,
+    ...(schedule === 'constant' ? {} : { learningRate: { schedule, offset: 0, total: steps } }),
   });
   const metrics = evaluation ? await evaluateModel(evaluation, backbone, engine, [result], options) : undefined;
   return { images: items.length, metrics, seconds: (performance.now() - started) / 1000 };

@@ -21,3 +21,13 @@ export function aggregationSeed(federationSeed: number, round: number): number {
 export function participantClientId(index: number): string {
   return `client-${index}`;
 }
+
+/** The draw of participant `index`'s held-out images (model selection). */
+export function holdoutSeed(federationSeed: number, index: number): number {
+  return federationSeed * 7907 + index;
+}
+
+/** The batches participant `index` scores models with on its held-out images: the same every round. */
+export function validationSeed(federationSeed: number, index: number): number {
+  return federationSeed * 7901 + index;
+}

@@ -2,6 +2,8 @@
 // runs rounds of local training from the global model, aggregates the updates with a strategy and
 // evaluates the global model after every round. Participants' data never mixes: each has its own
 // feature store, statistics (mean feature, neighbours) and calibrated shifts; only updates cross.
+// What a participant keeps between rounds (its Adam states with `localOptimizer: 'keep'`) and what the
+// server keeps (the server optimiser's state, the model scores of the selection rule) stays in memory.
 
 import type { Backbone } from '../backbone/backbone.js';
 import { featureConfigKey } from '../backbone/descriptor.js';
@@ -12,17 +14,20 @@ import { evaluateCentroids, type SegmentationMetrics } from '../evaluation/evalu
 import { cloneHead, initCentroids, initHead } from '../head/head-init.js';
 import { createRng } from '../math/rng.js';
 import { partition, type PartitionSpec } from '../partition/partition.js';
-import { createStrategy, parseRobustRule, validateUpdate } from '../strategies/index.js';
+import { createStrategy, parseRobustRule, parseServerOptimizer, validateUpdate, type ServerOptimizerState } from '../strategies/index.js';
+import { parseAugmentation } from '../features/views.js';
+import { parseLearningRateSchedule, type LearningRateSchedule } from '../training/lr-schedule.js';
+import type { TrainerOptimizerState } from '../training/trainer.js';
+import { federationScore, formatSelectionRule, parseSelectionRule, selectVersion } from './model-selection.js';
 import { AggregationError } from '../strategies/aggregation-error.js';
 import { applyAttack, type Attack } from './attacks.js';
 import type { AggregationModules } from '../strategies/strategy.js';
 import type { ClientUpdate } from '../strategies/update.js';
 import type { BatchOptions, PairTerms } from '../training/batch-sampler.js';
-import { loadFeatureStore, type FeatureStore } from '../training/feature-store.js';
 import { headCodeFunction } from '../training/head-codes.js';
 import { trainModel } from '../training/trainer.js';
 import { TRAINING_DEFAULTS } from '../defaults.js';
-import { calibrateParticipantShifts, localRoundTrainerOptions, participantBatchOptions, type Regularizer } from './participant.js';
+import { loadParticipantData, localRoundTrainerOptions, participantBatchOptions, scoreOnHeldOut, type ParticipantData, type Regularizer } from './participant.js';
 import { aggregationSeed, participantClientId } from './seeds.js';
 
 export interface SimulationOptions {
@@ -44,7 +49,7 @@ export interface SimulationOptions {
   shiftQuantiles?: PairTerms;
   lambda?: number;
   cacheDir?: string;
-  /** Evaluate every this many rounds (and always after the last). Default 1. */
+  /** Evaluate every this many rounds (and always after the last, and the selected model). Default 1. */
   evalEvery?: number;
   /** Robust aggregation rule (strategies/robust.ts); default `clip`, as a federation's. */
   robust?: string;
@@ -52,6 +57,26 @@ export interface SimulationOptions {
   maxSamples?: number;
   /** The first `attackers` participants send `attack`'s transform of their honest update. */
   attack?: { attackers: number; attack: Attack };
+  /** Server optimiser on the head delta (strategies/server-optimizer.ts text); default `none`, the paper. */
+  serverOptimizer?: string;
+  /** `keep`: each participant continues its Adam states from round to round; `reset` (default, the paper): fresh each round. */
+  localOptimizer?: LocalOptimizer;
+  /** Learning-rate schedule across rounds (training/lr-schedule.ts); default `constant`, the paper. */
+  lrSchedule?: LearningRateSchedule;
+  /** Augmented views participants train on (features/views.ts text); default `none`, the paper. */
+  augment?: string;
+  /** Label-free model selection and stopping (model-selection.ts text); default `none`. */
+  selection?: string;
+}
+
+/** Whether a participant's Adam optimisers restart every round (the paper) or continue. */
+export type LocalOptimizer = 'reset' | 'keep';
+export const LOCAL_OPTIMIZERS: readonly LocalOptimizer[] = ['reset', 'keep'];
+
+/** Parses a local optimiser policy. */
+export function parseLocalOptimizer(text: string): LocalOptimizer {
+  if ((LOCAL_OPTIMIZERS as readonly string[]).includes(text)) return text as LocalOptimizer;
+  throw new ConfigError(`unknown local optimiser policy "${text}"; choose ${LOCAL_OPTIMIZERS.join(' or ')}`);
 }
 
 /** Default robust rule of simulations and federations. */
@@ -75,6 +100,8 @@ export interface RoundRecord {
   robust?: { clipped?: string[]; dropped?: string[]; trimmedPooledRows?: Record<string, number> };
   /** With module C: `permutation[id]` is the merged centroid that became class id `id` (stable ids). */
   permutation?: number[];
+  /** With a selection rule: the federation's score of the model this round started from (version round - 1). */
+  score?: { version: number; value?: number; participants: (number | null)[] };
 }
 
 export interface SimulationResult {
@@ -84,6 +111,16 @@ export interface SimulationResult {
   global: { head: HeadParams; centroids: Float32Array };
   clientHeads?: HeadParams[];
   clientCentroids?: Float32Array[];
+  /** With a selection rule: the model it selected (version = round that made it, 0 the initial one). */
+  selection?: {
+    rule: string;
+    selectedVersion: number;
+    /** Set when the rule stopped the federation before its last round. */
+    stoppedAfterRound?: number;
+    /** Metrics of the selected model on the evaluation set. */
+    metrics?: SegmentationMetrics;
+    model: { head: HeadParams; centroids: Float32Array };
+  };
 }
 
 export interface SimulationHooks {
@@ -132,15 +169,22 @@ export async function simulateFederation(
   const maxSamples = options.maxSamples ?? DEFAULT_MAX_SAMPLES;
   const attackers = options.attack?.attackers ?? 0;
   if (attackers > options.clients) throw new ConfigError(`${attackers} attackers among ${options.clients} participants`);
+  const serverOptimizer = parseServerOptimizer(options.serverOptimizer ?? 'none');
+  if (serverOptimizer.kind !== 'none' && !options.modules.head) throw new ConfigError('a server optimiser steps along the aggregated head: it needs module E (aggregate the head)');
+  const keepOptimizer = parseLocalOptimizer(options.localOptimizer ?? 'reset') === 'keep';
+  const lrSchedule = parseLearningRateSchedule(options.lrSchedule ?? 'constant');
+  const views = parseAugmentation(options.augment ?? 'none');
+  const selection = parseSelectionRule(options.selection ?? 'none');
   const groups = await partitionDataset(train, options.clients, options.partition, options.seed);
-  const stores: FeatureStore[] = [];
-  const shifts: PairTerms[] = [];
+  const data: ParticipantData[] = [];
   for (const [i, group] of groups.entries()) {
-    stores.push(await loadFeatureStore(group, backbone, { cacheDir: options.cacheDir }));
-    const calibrated = options.fixedShifts ?? calibrateParticipantShifts(stores[i], simulationBatchOptions(options), options.seed, i, options.shiftQuantiles);
-    shifts.push(calibrated);
-    log(`participant ${i}: ${group.length} images, shifts ${Object.values(calibrated).map((v) => v.toFixed(3)).join('/')}`);
+    data.push(await loadParticipantData(group, backbone, {
+      federationSeed: options.seed, index: i, batch: simulationBatchOptions(options), views, selection, fixedShifts: options.fixedShifts, shiftQuantiles: options.shiftQuantiles, cacheDir: options.cacheDir,
+    }));
+    const { validation, shifts } = data[i];
+    log(`participant ${i}: ${group.length} images${validation ? ` (${validation.sourceImages} held out)` : ''}${views.length > 1 ? `, ${views.length} views` : ''}, shifts ${Object.values(shifts).map((v) => v.toFixed(3)).join('/')}`);
   }
+  const stores = data.map((d) => d.store);
   const channels = stores[0].channels;
   const shape = { channels, codeDim };
   const initRng = createRng(options.seed);
@@ -148,6 +192,12 @@ export async function simulateFederation(
   const clientHeads = groups.map(() => cloneHead(global.head));
   const clientCentroids: Float32Array[] = groups.map(() => global.centroids.slice());
   const previousHeads = groups.map(() => cloneHead(global.head));
+  const optimizerStates: (TrainerOptimizerState | undefined)[] = groups.map(() => undefined);
+  let serverState: ServerOptimizerState | undefined;
+  // Global models by version (version r: after round r), for the selection rule to go back to.
+  const versions = [global];
+  const scores = new Map<number, number>();
+  let stoppedAfterRound: number | undefined;
   // Without module E (or C) participants keep their own heads (or centroids) between rounds.
   let headsKept = false;
   let centroidsKept = false;
@@ -157,29 +207,39 @@ export async function simulateFederation(
   for (let round = 1; round <= options.rounds; round++) {
     const trainStarted = performance.now();
     const updates: ClientUpdate[] = [];
+    const participantScores: (number | null)[] = [];
     let lossSum = 0;
     let entropySum = 0;
     for (let i = 0; i < groups.length; i++) {
       const startHead = headsKept ? clientHeads[i] : global.head;
+      const startCentroids = centroidsKept ? clientCentroids[i] : global.centroids;
+      const batch = { ...simulationBatchOptions(options), shifts: data[i].shifts };
+      if (selection) {
+        const score = await scoreOnHeldOut(data[i], engine, { head: startHead, centroids: startCentroids }, batch, { federationSeed: options.seed, index: i, k: options.k, codeDim, lambda: options.lambda });
+        participantScores.push(score?.loss ?? null);
+      }
       const trainer = localRoundTrainerOptions(
-        { ...simulationBatchOptions(options), shifts: shifts[i] },
-        { federationSeed: options.seed, index: i, round, localSteps: options.localSteps, k: options.k, codeDim, regularizer: options.regularizer, regularizerScope: options.regularizerScope, lambda: options.lambda },
+        batch,
+        {
+          federationSeed: options.seed, index: i, round, localSteps: options.localSteps, k: options.k, codeDim, regularizer: options.regularizer, regularizerScope: options.regularizerScope, lambda: options.lambda,
+          lrSchedule, rounds: options.rounds,
+        },
         global.head,
         previousHeads[i],
       );
-      const startCentroids = centroidsKept ? clientCentroids[i] : global.centroids;
-      const result = await trainModel(stores[i], engine, { head: startHead, centroids: startCentroids }, trainer);
+      const result = await trainModel(stores[i], engine, { head: startHead, centroids: startCentroids }, { ...trainer, ...(keepOptimizer && optimizerStates[i] ? { optimizerState: optimizerStates[i] } : {}) });
       const last = result.history.at(-1);
       lossSum += last?.loss ?? 0;
       entropySum += last?.clusterEntropy ?? 0;
       clientHeads[i] = result.head;
       clientCentroids[i] = result.centroids;
       previousHeads[i] = cloneHead(result.head);
+      if (keepOptimizer) optimizerStates[i] = result.optimizerState;
       const honest: ClientUpdate = {
         clientId: participantClientId(i),
         head: result.head,
         centroids: result.centroids,
-        samples: stores[i].images.length,
+        samples: stores[i].sourceImages,
         backboneSha256: backbone.descriptor.sha256,
         featureKey,
       };
@@ -212,18 +272,31 @@ export async function simulateFederation(
         modules: options.modules,
         previous: global,
         robust,
+        serverOptimizer,
+        serverState,
       });
       global = { head: aggregated.head, centroids: aggregated.centroids };
+      serverState = aggregated.serverState;
       headsKept = aggregated.clientHeadsKept;
       centroidsKept = aggregated.clientCentroidsKept;
       if (Array.isArray(aggregated.details.permutation)) permutation = aggregated.details.permutation as number[];
       const details = aggregated.details.robust as RoundRecord['robust'] | undefined;
       if (details) robustRecord = { clipped: details.clipped, dropped: details.dropped, trimmedPooledRows: details.trimmedPooledRows };
     }
+    versions.push(global);
+    let score: RoundRecord['score'];
+    if (selection) {
+      // The server learns the score of the round's starting model from the updates (only accepted ones).
+      const acceptedIds = new Set(accepted.map((u) => u.clientId));
+      const value = federationScore(participantScores.filter((v, i): v is number => v !== null && acceptedIds.has(participantClientId(i))));
+      if (value !== undefined) scores.set(round - 1, value);
+      score = { version: round - 1, value, participants: participantScores };
+    }
+    const stop = selection !== undefined && round < options.rounds && selectVersion(scores, round, selection.patience).stop;
     const aggregateSeconds = (performance.now() - aggregateStarted) / 1000;
     const evaluateStarted = performance.now();
     const personal = headsKept || centroidsKept ? groups.map((_, i) => ({ head: headsKept ? clientHeads[i] : global.head, centroids: centroidsKept ? clientCentroids[i] : global.centroids })) : undefined;
-    const evaluateNow = evaluation !== undefined && (round === options.rounds || round % (options.evalEvery ?? 1) === 0);
+    const evaluateNow = evaluation !== undefined && (round === options.rounds || stop || round % (options.evalEvery ?? 1) === 0);
     const metrics = evaluateNow ? await evaluateModel(evaluation, backbone, engine, personal ?? [global], options) : undefined;
     const record: RoundRecord = {
       round,
@@ -236,9 +309,24 @@ export async function simulateFederation(
       ...(refused.length ? { refused } : {}),
       ...(robustRecord ? { robust: robustRecord } : {}),
       ...(permutation ? { permutation } : {}),
+      ...(score ? { score } : {}),
     };
     rounds.push(record);
     await hooks.onRound?.(record, global);
+    if (stop) {
+      stoppedAfterRound = round;
+      log(`selection: no better score in ${selection!.patience} rounds; stopping after round ${round}`);
+      break;
+    }
+  }
+  let selected: SimulationResult['selection'];
+  if (selection) {
+    const lastVersion = rounds.length;
+    const { selected: version } = selectVersion(scores, lastVersion, selection.patience);
+    const model = versions[version];
+    // The round's own evaluation when there was one (with modules E or C off: of the participants' models).
+    const metrics = evaluation === undefined ? undefined : (rounds[version - 1]?.metrics ?? (await evaluateModel(evaluation, backbone, engine, [model], options)));
+    selected = { rule: formatSelectionRule(selection), selectedVersion: version, ...(stoppedAfterRound ? { stoppedAfterRound } : {}), ...(metrics ? { metrics } : {}), model };
   }
   return {
     partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),
@@ -247,6 +335,7 @@ export async function simulateFederation(
     global,
     ...(headsKept ? { clientHeads } : {}),
     ...(centroidsKept ? { clientCentroids } : {}),
+    ...(selected ? { selection: selected } : {}),
   };
 }
 

@@ -16,6 +16,7 @@ import {
   capSampleCounts, clipFactors, coordinateMedian, coordinateTrimmedMean, formatRobustRule, krumAttackers, krumSelect, shrinkTowards, squaredDistance,
   trimCount, type RobustRule,
 } from './robust.js';
+import { applyServerOptimizer, formatServerOptimizer, type ServerOptimizerState } from './server-optimizer.js';
 import type { AggregationContext, AggregationResult, CentroidMerger } from './strategy.js';
 import { headParamLength, validateUpdate, type ClientUpdate } from './update.js';
 import { WeightedSumAccumulator } from './weighted-mean.js';
@@ -68,7 +69,8 @@ function aligned(centroids: Float32Array, reference: Float32Array, k: number, di
 /**
  * The aggregation of one round (DESIGN section 3.2 with the robust layer of robust.ts): checks each
  * update as it arrives (`validateUpdate`), weights clients by module W with sample counts capped
- * (every rule but `none`), applies `ctx.robust` (default `none`), FedAvg of heads (module E) and the
+ * (every rule but `none`), applies `ctx.robust` (default `none`), FedAvg of heads (module E), then
+ * the server optimiser's step along the head delta (`ctx.serverOptimizer`, default none), and the
  * strategy's centroid merge (module C). `entries` must be in canonical order without duplicates.
  */
 export function* aggregationSteps(entries: readonly RoundEntry[], ctx: AggregationContext, parts: MergeParts): AggregationSteps {
@@ -193,6 +195,13 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
     const summed = sums!.result();
     head = Object.fromEntries(HEAD_PARAM_NAMES.map((name) => [name, summed[name]])) as unknown as HeadParams;
   }
+  const optimizer = ctx.serverOptimizer ?? { kind: 'none' };
+  let serverState: ServerOptimizerState | undefined;
+  if (head && optimizer.kind !== 'none') {
+    const stepped = applyServerOptimizer(optimizer, previous.head, head, ctx.serverState);
+    head = stepped.head;
+    serverState = stepped.state;
+  }
   let merged: Float32Array = previous.centroids.slice();
   let mergeDetails: Record<string, unknown> = {};
   if (modules.centroids) {
@@ -223,8 +232,10 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
       samples: reported,
       weights: Array.from(weights),
       ...(rule.kind === 'none' ? {} : { robust }),
+      ...(optimizer.kind === 'none' ? {} : { serverOptimizer: formatServerOptimizer(optimizer) }),
       ...mergeDetails,
     },
+    ...(serverState ? { serverState } : {}),
   };
 }
 
@@ -241,6 +252,9 @@ function checkContext(ctx: AggregationContext): void {
   const { modules, previous } = ctx;
   if (modules === undefined || typeof modules.head !== 'boolean' || typeof modules.centroids !== 'boolean' || typeof modules.weighted !== 'boolean') {
     throw new ConfigError('aggregation modules must give head, centroids and weighted as booleans');
+  }
+  if ((ctx.serverOptimizer?.kind ?? 'none') !== 'none' && !modules.head) {
+    throw new ConfigError('a server optimiser steps along the aggregated head: it needs module E (aggregate the head)');
   }
   if (previous?.head === undefined) throw new ShapeError('the previous global model has no head');
   for (const name of HEAD_PARAM_NAMES) {

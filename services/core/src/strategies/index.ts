@@ -16,6 +16,7 @@ export * from './centroid-mergers.js';
 export * from './strategy.js';
 export * from './compose.js';
 export * from './robust.js';
+export * from './server-optimizer.js';
 export * from './aggregation-steps.js';
 export * from './stable-ids.js';
 export * from './fedavg.js';

@@ -5,6 +5,7 @@ import type { HeadParams } from '../engines/engine.js';
 import type { Rng } from '../math/rng.js';
 import type { ClientUpdate } from './update.js';
 import type { RobustRule } from './robust.js';
+import type { ServerOptimizer, ServerOptimizerState } from './server-optimizer.js';
 import type { AggregationSteps, RoundEntry } from './aggregation-steps.js';
 
 /**
@@ -41,6 +42,10 @@ export interface AggregationContext {
   featureKey?: string;
   /** The robust rule of the round (robust.ts); default `none`, the paper's behaviour. */
   robust?: RobustRule;
+  /** Server optimiser on the aggregated head (server-optimizer.ts; needs module E); default `none`. */
+  serverOptimizer?: ServerOptimizer;
+  /** The optimiser's state after the previous round (undefined in the first round). */
+  serverState?: ServerOptimizerState;
 }
 
 /** The next global model and how it was made. */
@@ -61,6 +66,8 @@ export interface AggregationResult {
    * and with module C `permutation` (`permutation[id]`: the merged row that became class id `id`).
    */
   details: Record<string, unknown>;
+  /** With a server optimiser: its state after this round, for the next one. */
+  serverState?: ServerOptimizerState;
 }
 
 /** A federation strategy (DESIGN section 3.2). Pure: no I/O, randomness only from `ctx.seed`. */

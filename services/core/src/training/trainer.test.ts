@@ -10,6 +10,7 @@ import { createOnnxEngine } from '../engines/onnx/onnx-engine.js';
 import { initCentroids, initHead } from '../head/head-init.js';
 import { createRng } from '../math/rng.js';
 import { TRAINING_DEFAULTS } from '../defaults.js';
+import { learningRateScale, parseLearningRateSchedule } from './lr-schedule.js';
 import type { TrainingEngine } from '../engines/engine.js';
 
 let dir: { path: string; remove: () => Promise<void> };
@@ -122,6 +123,32 @@ describe('trainModel', () => {
     expect((error as TrainingDivergedError).message).toMatch(/diverged at step 3.*model of step 2/);
     const good = await trainModel(store, engine, start(), { ...options, steps: 2 });
     expect((error as TrainingDivergedError).lastGood.centroids).toEqual(good.centroids);
+  });
+
+  it('returns its optimiser states, continues from given ones, and follows a learning-rate schedule', async () => {
+    const first = await trainModel(store, engine, start(), { ...options, steps: 4 });
+    expect(first.optimizerState.head.step).toBe(4);
+    expect(first.optimizerState.centroids.step).toBe(4);
+    const fresh = await trainModel(store, engine, { head: first.head, centroids: first.centroids }, { ...options, steps: 4, seed: 9 });
+    const kept = await trainModel(store, engine, { head: first.head, centroids: first.centroids }, { ...options, steps: 4, seed: 9, optimizerState: first.optimizerState });
+    expect(kept.optimizerState.head.step).toBe(8);
+    expect(kept.centroids).not.toEqual(fresh.centroids);
+    expect(first.optimizerState.head.step).toBe(4); // the given state is not modified
+    // A constant schedule is the plain run; a cosine schedule at its end (factor 0) leaves the model as it was.
+    const constant = await trainModel(store, engine, start(), { ...options, steps: 3, learningRate: { schedule: 'constant', offset: 10, total: 20 } });
+    expect(constant.centroids).toEqual((await trainModel(store, engine, start(), { ...options, steps: 3 })).centroids);
+    const ended = await trainModel(store, engine, start(), { ...options, steps: 3, learningRate: { schedule: 'cosine', offset: 20, total: 20 } });
+    expect(Array.from(ended.centroids)).toEqual(Array.from(start().centroids));
+  });
+
+  it('gives cosine factors from 1 down to 0 over the schedule', () => {
+    expect(learningRateScale('cosine', 0, 100)).toBe(1);
+    expect(learningRateScale('cosine', 50, 100)).toBeCloseTo(0.5, 12);
+    expect(learningRateScale('cosine', 100, 100)).toBeCloseTo(0, 12);
+    expect(learningRateScale('constant', 73, 100)).toBe(1);
+    expect(parseLearningRateSchedule('cosine')).toBe('cosine');
+    expect(() => parseLearningRateSchedule('linear')).toThrow(/constant or cosine/);
+    expect(() => learningRateScale('cosine', 0, 0)).toThrow(/at least one step/);
   });
 
   it('measures assignment entropy from counts', () => {

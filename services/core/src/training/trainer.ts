@@ -4,7 +4,8 @@
 
 import { FussError } from '../errors.js';
 import { createRng } from '../math/rng.js';
-import { Adam } from './adam.js';
+import { Adam, type AdamState } from './adam.js';
+import { learningRateScale, type ScheduledSteps } from './lr-schedule.js';
 import { QueryOrder, sampleBatch, type BatchOptions } from './batch-sampler.js';
 import type { FeatureStore } from './feature-store.js';
 import { cloneHead } from '../head/head-init.js';
@@ -20,6 +21,16 @@ export interface TrainerOptions extends BatchOptions {
   seed: number;
   moon?: StepConfig['moon'];
   prox?: StepConfig['prox'];
+  /** Adam states to continue from (a participant keeping its optimisers across rounds); fresh by default. */
+  optimizerState?: TrainerOptimizerState;
+  /** A learning-rate schedule across rounds (lr-schedule.ts); constant by default. */
+  learningRate?: ScheduledSteps;
+}
+
+/** The head's and the centroids' Adam states. */
+export interface TrainerOptimizerState {
+  head: AdamState;
+  centroids: AdamState;
 }
 
 export interface StepEvent {
@@ -37,6 +48,8 @@ export interface TrainResult {
   centroids: Float32Array;
   steps: number;
   history: StepEvent[];
+  /** The optimisers' states after the last step (to continue from in the next round). */
+  optimizerState: TrainerOptimizerState;
 }
 
 /** Training produced a non-finite loss or gradient; `lastGood` holds the parameters before that step. */
@@ -84,8 +97,9 @@ export async function trainModel(
   const order = new QueryOrder(store.images.length, rng.fork());
   const head = cloneHead(start.head);
   const centroids = start.centroids.slice();
-  const headOptimizer = new Adam({ lr: options.headLr });
-  const centroidOptimizer = new Adam({ lr: options.centroidLr });
+  const headOptimizer = new Adam({ lr: options.headLr }, options.optimizerState?.head);
+  const centroidOptimizer = new Adam({ lr: options.centroidLr }, options.optimizerState?.centroids);
+  const schedule = options.learningRate;
   const shape = { channels: store.channels, codeDim: options.codeDim };
   const config: StepConfig = { k: options.k, lambda: options.lambda, moon: options.moon, prox: options.prox };
   const history: StepEvent[] = [];
@@ -100,8 +114,9 @@ export async function trainModel(
         { head, centroids, steps: step - 1 },
       );
     }
-    headOptimizer.updateInPlace(head as unknown as Record<string, Float32Array>, result.headGrad as unknown as Record<string, Float32Array>);
-    centroidOptimizer.updateInPlace({ centroids }, { centroids: result.centroidGrad });
+    const lrScale = schedule ? learningRateScale(schedule.schedule, schedule.offset + step - 1, schedule.total) : 1;
+    headOptimizer.updateInPlace(head as unknown as Record<string, Float32Array>, result.headGrad as unknown as Record<string, Float32Array>, lrScale);
+    centroidOptimizer.updateInPlace({ centroids }, { centroids: result.centroidGrad }, lrScale);
     const event: StepEvent = {
       step,
       steps: options.steps,
@@ -113,5 +128,5 @@ export async function trainModel(
     history.push(event);
     onStep?.(event);
   }
-  return { head, centroids, steps: options.steps, history };
+  return { head, centroids, steps: options.steps, history, optimizerState: { head: headOptimizer.snapshot(), centroids: centroidOptimizer.snapshot() } };
 }

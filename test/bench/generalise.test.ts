@@ -1,0 +1,69 @@
+// bench/generalise/run.mjs end to end on tiny generated data shaped like CamVid (three sequences, the
+// validation set one of them): both protocols, baselines, paper and mechanism rows, a combination;
+// then a second invocation resumes from the run files, and --plan counts what is missing.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../../services/core/src/test-support/fixtures.js';
+
+const SCRIPT = fileURLToPath(new URL('../../bench/generalise/run.mjs', import.meta.url));
+const run = promisify(execFile);
+
+let dir: { path: string; remove: () => Promise<void> };
+beforeAll(async () => {
+  dir = await makeTempDir('fuss-generalise-');
+  const camvid = join(dir.path, 'assets', 'data', 'camvid');
+  await makeTinyDataset(join(camvid, 'train'), { images: 12, width: 32, height: 24, domains: ['seqA', 'seqB', 'seqC'] });
+  await makeTinyDataset(join(camvid, 'val'), { images: 3, width: 32, height: 24, domains: ['seqC'] });
+  const models = await writeTinyBackbones(join(dir.path, 'tiny'));
+  await mkdir(join(dir.path, 'assets', 'models'), { recursive: true });
+  await copyFile(models.cnn, join(dir.path, 'assets', 'models', 'mobilenetv2-int8-features.onnx'));
+});
+afterAll(() => dir.remove());
+
+describe('bench/generalise/run.mjs', () => {
+  it('runs both protocols on tiny data, writes one JSON per run, reprints from them, and plans what is missing', async () => {
+    const runs = join(dir.path, 'runs');
+    const argv = (extra: string[]) => [
+      SCRIPT, '--setups', 'seq', '--hold-out', 'seqA,seqC', '--seeds', '0', '--rounds', '2', '--local-steps', '2', '--combine', 'no-w,fedavgm',
+      '--runs', runs, '--out', join(dir.path, 'out'), '--cache', join(dir.path, 'cache'), ...extra,
+    ];
+    const env = { ...process.env, FUSS_ASSETS: join(dir.path, 'assets') };
+    const rows = ['local', 'centralized', 'fedavg-paper', 'selection', 'combined-no-w+fedavgm'];
+    const first = await run(process.execPath, argv(['--rows', rows.join(',')]), { env, timeout: 300_000 });
+    // 3 protocol cells (in-domain, unseen seqA, unseen seqC) x 5 rows x 1 seed.
+    expect(first.stderr).toMatch(/15 runs planned, 0 done, 15 to run/);
+    const files = (await readdir(runs)).sort();
+    expect(files).toHaveLength(15);
+    expect(files).toContain('unseen-seqA_seq_fedavg-paper_r2_s2_seed0.json');
+    const record = JSON.parse(await readFile(join(runs, 'unseen-seqA_seq_selection_r2_s2_seed0.json'), 'utf8'));
+    expect(record).toMatchObject({ protocol: 'unseen', heldOut: 'seqA', clients: 2, trainImages: 8, evaluationImages: 4, settings: { strategy: 'fedcc-kmeans', robust: 'none', selection: 'loss:0.1:2' } });
+    expect(record.perRound).toHaveLength(2);
+    expect(record.selection.selectedVersion).toBeGreaterThanOrEqual(0);
+    const seqC = JSON.parse(await readFile(join(runs, 'unseen-seqC_seq_centralized_r2_s2_seed0.json'), 'utf8'));
+    expect(seqC).toMatchObject({ trainImages: 8, evaluationImages: 3 }); // seqC is evaluated on val
+    const combined = JSON.parse(await readFile(join(runs, 'in-domain_seq_combined-no-w+fedavgm_r2_s2_seed0.json'), 'utf8'));
+    expect(combined.settings).toMatchObject({ modules: { weighted: false }, serverOptimizer: 'fedavgm:1:0.9' });
+    expect(first.stdout).toMatch(/main: in-domain .*one participant per sequence \(3 participants\)/);
+    expect(first.stdout).toMatch(/main: unseen seqA \(train 8 of seqB\+seqC, evaluate on 4 of seqA from train\)/);
+    expect(first.stdout).toMatch(/unseen domain, mean over 2 held-out sequences/);
+    expect(first.stdout).toMatch(/FedAvg \(paper\)/);
+
+    // A second invocation computes nothing and prints the same tables.
+    const second = await run(process.execPath, argv(['--rows', rows.join(',')]), { env, timeout: 300_000 });
+    expect(second.stderr).toMatch(/15 runs planned, 15 done, 0 to run/);
+    expect(second.stdout.replace(/written .*/, '')).toBe(first.stdout.replace(/written .*/, ''));
+    const results = JSON.parse(await readFile(join(dir.path, 'out', 'results.json'), 'utf8'));
+    expect(results.tables.map((t: { protocol: string }) => t.protocol)).toEqual(['in-domain', 'unseen-seqA', 'unseen-seqC', 'unseen-mean']);
+
+    // --plan: every main row, nothing run.
+    const plan = await run(process.execPath, argv(['--plan']), { env, timeout: 300_000 });
+    expect(plan.stderr).toMatch(/runs planned, 15 done, \d+ to run: about [\d.]+ CPU hours/);
+    expect(plan.stdout).toMatch(/main +unseen-seqA +seq/);
+    expect(await readdir(runs)).toHaveLength(15);
+  });
+});
