@@ -3,7 +3,7 @@
 // on Postgres and on PGlite; (2) aggregation time and peak RSS for 10, 100 and 1000 updates in a
 // round; (3) POST /segment latency against the backbone + head compute alone (server overhead).
 // Usage: node --expose-gc bench/server/run.mjs [--concurrency 8] [--uploads 64] [--aggregate 10,100,1000]
-//        [--aggregate-pglite 10,100] [--databases pglite,postgres] [--parts uploads,aggregate,segment]
+//        [--aggregate-pglite 10,100] [--databases pglite,postgres] [--parts uploads,aggregate,segment] [--profile DIR]
 
 import { parseArgs } from 'node:util';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
@@ -26,6 +26,8 @@ const { values } = parseArgs({
     parts: { type: 'string', default: 'uploads,aggregate,segment' },
     databases: { type: 'string', default: 'pglite,postgres' },
     strategy: { type: 'string', default: 'fedcc-kmeans' },
+    // Writes V8 CPU profiles of the Postgres aggregation child (every thread) into this folder.
+    profile: { type: 'string' },
   },
 });
 const ADMIN = 'bench-admin-token-0123456789';
@@ -126,7 +128,7 @@ for (const kind of values.databases.split(',')) {
     if (kind === 'postgres') {
       // In a process of its own, so the peak RSS is the aggregation's alone.
       const { execFileSync } = await import('node:child_process');
-      const output = execFileSync(process.execPath, ['--expose-gc', join(import.meta.dirname, 'aggregate-round.mjs'), db.url, round.id], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const output = execFileSync(process.execPath, [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), '--expose-gc', join(import.meta.dirname, 'aggregate-round.mjs'), db.url, round.id], { encoding: 'utf8', maxBuffer: 1 << 20 });
       measured = JSON.parse(output.trim().split('\n').at(-1));
       console.error(`aggregation of ${n}: ${JSON.stringify(measured)}`);
     } else {

@@ -52,7 +52,7 @@ function pgliteExecutor(pg: PGlite): SqlExecutor {
   return wrap(pg);
 }
 
-async function pgExecutor(databaseUrl: string): Promise<{ executor: SqlExecutor; end: () => Promise<void> }> {
+async function pgExecutor(databaseUrl: string): Promise<{ executor: SqlExecutor; pool: import('pg').Pool; end: () => Promise<void> }> {
   const { default: pg } = await import('pg');
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   const executor: SqlExecutor = {
@@ -82,7 +82,7 @@ async function pgExecutor(databaseUrl: string): Promise<{ executor: SqlExecutor;
       }
     },
   };
-  return { executor, end: () => pool.end() };
+  return { executor, pool, end: () => pool.end() };
 }
 
 export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
@@ -95,9 +95,9 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     url.searchParams.delete('schema');
     // Raw SQL (migrations, guarded inserts) resolves table names through search_path.
     if (schema) url.searchParams.set('options', `-c search_path="${schema}"`);
-    const { executor, end } = await pgExecutor(url.toString());
+    const { executor, pool, end } = await pgExecutor(url.toString());
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }, schema ? { schema } : undefined) });
-    const blobs = (options.blobStore ?? 'postgres') === 'postgres' ? postgresBlobStore(executor) : await openFileBlobStore(options.blobDir ?? '.fuss/blobs');
+    const blobs = (options.blobStore ?? 'postgres') === 'postgres' ? postgresBlobStore(pool) : await openFileBlobStore(options.blobDir ?? '.fuss/blobs');
     return {
       kind: 'postgres',
       prisma,

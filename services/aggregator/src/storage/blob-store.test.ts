@@ -4,11 +4,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cp, mkdtemp, readdir, rm, writeFile, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { MIGRATIONS_FOLDER, openDatabase } from '../db/database.js';
 import { moveLegacyWeights } from '../db/legacy-weights.js';
 import { freshPglite, freshPostgres, postgresAvailable, type TestDatabase } from '../test-support/databases.js';
 import { BlobMissingError, sha256Of } from './blob-store.js';
+import { BinaryCopyField } from './postgres-blob-store.js';
 import { openFileBlobStore } from './file-blob-store.js';
 import { collectGarbage } from './garbage.js';
 
@@ -44,6 +46,21 @@ for (const [label, fresh] of [['file', freshPglite], ['Postgres', freshPostgres]
       await expect(blobs.get('../../etc/passwd')).rejects.toThrow(/not a blob name/);
     });
 
+    it('returns large and empty blobs byte for byte, each in a buffer of its own', async () => {
+      current = await fresh();
+      await current.db.migrate();
+      const { blobs } = current.db;
+      // 3 MB: many CopyData messages on Postgres.
+      const large = randomBytes(3_000_003);
+      const empty = new Uint8Array(0);
+      const [largeSha, emptySha] = [await blobs.put(large), await blobs.put(empty)];
+      const [largeBack, emptyBack] = await Promise.all([blobs.get(largeSha), blobs.get(emptySha)]);
+      expect(Buffer.from(largeBack).equals(large)).toBe(true);
+      expect(largeBack.byteOffset).toBe(0);
+      expect(largeBack.buffer.byteLength).toBe(large.byteLength);
+      expect(emptyBack.byteLength).toBe(0);
+    });
+
     it('collects blobs that no update or model names once they are older than the grace period', async () => {
       current = await fresh();
       await current.db.migrate();
@@ -60,6 +77,33 @@ for (const [label, fresh] of [['file', freshPglite], ['Postgres', freshPostgres]
     });
   });
 }
+
+describe('the binary COPY reader of the Postgres blob store', () => {
+  const signature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+  const int16 = (v: number) => Buffer.from([(v >> 8) & 0xff, v & 0xff]);
+  const int32 = (v: number) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
+  const stream = (rows: (Buffer | null)[], extension = Buffer.alloc(0)) =>
+    Buffer.concat([signature, int32(0), int32(extension.byteLength), extension, ...rows.flatMap((r) => [int16(1), int32(r ? r.byteLength : -1), r ?? Buffer.alloc(0)]), int16(-1)]);
+  const read = (bytes: Buffer, chunk: number) => {
+    const field = new BinaryCopyField();
+    for (let i = 0; i < bytes.byteLength; i += chunk) field.push(bytes.subarray(i, i + chunk));
+    return field.finish();
+  };
+
+  it('reads the one field of one row however the stream is cut into chunks', () => {
+    const value = Buffer.from([0, 1, 2, 3, 255, 254, 7, 8, 9]);
+    const bytes = stream([value], Buffer.from([42, 43]));
+    for (let chunk = 1; chunk <= bytes.byteLength; chunk++) expect(Buffer.from(read(bytes, chunk)!)).toEqual(value);
+  });
+
+  it('gives undefined for no row, and refuses NULL, several rows, a foreign or cut stream', () => {
+    expect(read(stream([]), 3)).toBeUndefined();
+    expect(() => read(stream([null]), 64)).toThrow(/NULL/);
+    expect(() => read(stream([Buffer.from([1]), Buffer.from([2])]), 64)).toThrow(/one row/);
+    expect(() => read(Buffer.from('COPY 1 not binary at all'), 64)).toThrow(/not a binary COPY/);
+    expect(() => read(stream([Buffer.alloc(100)]).subarray(0, 60), 7)).toThrow(/ended inside/);
+  });
+});
 
 describe('the file blob store', () => {
   it('removes temporary files of writes interrupted by a crash, and refreshes the age of a blob put again', async () => {
