@@ -4,7 +4,8 @@
 // (core simulation/attacks.ts); updates the server would refuse (NaN, too many samples) are refused.
 // A federation whose training breaks (a poisoned global model makes the loss NaN) counts as diverged.
 // Runs already on disk are reused (bench/robust/runs, committed), so the table can be reprinted and
-// extended. Usage: node bench/robust/run.mjs [--setups 6,18] [--only ROW-PREFIX] [--rounds 5] [--local-steps 100]
+// extended. Usage: node bench/robust/run.mjs [--setups 6,18] [--only ROW-PREFIX] [--max-seeds 3] [--cached]
+//        [--rounds 5] [--local-steps 50]
 
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,8 @@ const { values } = parseArgs({
     'local-steps': { type: 'string', default: '50' },
     // A first pass with seed 0 everywhere gives the whole table early; a later pass adds the seeds.
     'max-seeds': { type: 'string', default: '3' },
+    // Prints the table of the runs already on disk and runs nothing (cells without a run are left out).
+    cached: { type: 'boolean', default: false },
   },
 });
 const maxSeeds = Number(values['max-seeds']);
@@ -69,6 +72,7 @@ async function runOnce(clients, cell, seed) {
   const key = [`c${clients}`, 'dirichlet05', 'fedcc-kmeans', `a${cell.attackers}`, cell.attack.replace(/[:.]/g, ''), cell.defence.replace(/[:.]/g, ''), `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
   const path = join(runsDir, `${key}.json`);
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
+  if (values.cached) return undefined;
   const options = {
     clients, partition: parsePartitionSpec('dirichlet:0.5'), strategy: 'fedcc-kmeans', modules: { head: true, centroids: true, weighted: true },
     regularizer: 'none', regularizerScope: 'nonlinear', rounds, localSteps, k: 11, seed, cacheDir: '.fuss/cache', evalEvery: rounds,
@@ -103,7 +107,11 @@ for (const clients of values.setups.split(',').map(Number)) {
     const label = `${cell.attackers} x ${cell.attack} | ${cell.defence}`;
     if (values.only && !label.startsWith(values.only)) continue;
     const records = [];
-    for (const seed of cell.seeds.slice(0, maxSeeds)) records.push(await runOnce(clients, cell, seed));
+    for (const seed of cell.seeds.slice(0, maxSeeds)) {
+      const record = await runOnce(clients, cell, seed);
+      if (record) records.push(record);
+    }
+    if (records.length === 0) continue;
     const scores = records.map((r) => (r.diverged ? Number.NaN : r.final.mIoU));
     const middle = scores.some(Number.isNaN) ? Number.NaN : median(scores);
     if (cell.attackers === 0) honest.set(cell.defence, middle);
@@ -113,10 +121,12 @@ for (const clients of values.setups.split(',').map(Number)) {
       attackers: cell.attackers,
       attack: cell.attack,
       defence: cell.defence,
-      seeds: cell.seeds.slice(0, maxSeeds).join(','),
+      seeds: records.map((r) => r.seed).join(','),
       'mIoU median': Number.isNaN(middle) ? 'diverged' : middle.toFixed(2),
       'min..max': scores.every(Number.isFinite) ? `${Math.min(...scores).toFixed(2)}..${Math.max(...scores).toFixed(2)}` : `${scores.filter(Number.isNaN).length} of ${scores.length} diverged`,
       'vs honest, same defence': cell.attackers === 0 || reference === undefined || Number.isNaN(middle) ? '' : (middle - reference).toFixed(2),
+      // The honest federation without any defence: what the issue's goals compare against.
+      'vs honest, no defence': honest.get('none') === undefined || Number.isNaN(middle) || (cell.attackers === 0 && cell.defence === 'none') ? '' : (middle - honest.get('none')).toFixed(2),
       finite: records.every((r) => r.finite) ? 'yes' : 'no',
       '> k-means': Number.isNaN(middle) ? 'no' : middle > KMEANS_MIOU ? 'yes' : 'no',
     });
