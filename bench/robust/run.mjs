@@ -50,7 +50,9 @@ function grid(clients) {
     for (const attack of ATTACKS_6) cells.push({ attackers: 1, attack, defence: 'clip', seeds: [0, 1, 2] });
     // The other rules against the attacks that get through (refused updates never reach a rule, so
     // nan and samples:1e9 give every rule the same five honest updates): the pairs the issue names.
-    for (const [attack, defence] of [['scale:1e30', 'none'], ['scale:1e30', 'trimmed-mean:0.2'], ['signflip', 'median'], ['scale:1e30', 'median'], ['scale:1e30', 'multi-krum'], ['noise:1', 'none'], ['noise:1', 'median'], ['signflip', 'none'], ['samples:100000', 'none']]) {
+    // The two pairs of the issue's "done when" get three seeds.
+    for (const [attack, defence] of [['scale:1e30', 'trimmed-mean:0.2'], ['signflip', 'median']]) cells.push({ attackers: 1, attack, defence, seeds: [0, 1, 2] });
+    for (const [attack, defence] of [['scale:1e30', 'none'], ['scale:1e30', 'median'], ['scale:1e30', 'multi-krum'], ['noise:1', 'none'], ['noise:1', 'median'], ['signflip', 'none'], ['samples:100000', 'none']]) {
       cells.push({ attackers: 1, attack, defence, seeds: [0] });
     }
   } else {
