@@ -70,8 +70,17 @@ const val = await openDataset(assets.val);
 const backbone = await Backbone.open(assets.mobilenet);
 const engine = await createEngine('onnx');
 
+const runKey = (clients, cell, seed) =>
+  [`c${clients}`, 'dirichlet05', 'fedcc-kmeans', `a${cell.attackers}`, cell.attack.replace(/[:.]/g, ''), cell.defence.replace(/[:.]/g, ''), `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
+
+/** The run of a cell and seed on disk, or undefined. */
+function storedRun(clients, cell, seed) {
+  const path = join(runsDir, `${runKey(clients, cell, seed)}.json`);
+  return existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : undefined;
+}
+
 async function runOnce(clients, cell, seed) {
-  const key = [`c${clients}`, 'dirichlet05', 'fedcc-kmeans', `a${cell.attackers}`, cell.attack.replace(/[:.]/g, ''), cell.defence.replace(/[:.]/g, ''), `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
+  const key = runKey(clients, cell, seed);
   const path = join(runsDir, `${key}.json`);
   if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
   if (values.cached) return undefined;
@@ -105,6 +114,13 @@ const tables = [];
 for (const clients of values.setups.split(',').map(Number)) {
   const lines = [];
   const honest = new Map();
+  // The attacker whose updates are all refused (it claims 1e9 samples, above the maximum): the five
+  // honest participants alone, the best any rule can do against one attacker of six.
+  const withoutAttacker = new Map();
+  for (const seed of [0, 1, 2]) {
+    const run = clients === 6 ? storedRun(clients, { attackers: 1, attack: 'samples:1000000000', defence: 'clip' }, seed) : undefined;
+    if (run && !run.diverged) withoutAttacker.set(seed, run.final.mIoU);
+  }
   for (const cell of grid(clients)) {
     const label = `${cell.attackers} x ${cell.attack} | ${cell.defence}`;
     if (values.only && !label.startsWith(values.only)) continue;
@@ -116,8 +132,15 @@ for (const clients of values.setups.split(',').map(Number)) {
     if (records.length === 0) continue;
     const scores = records.map((r) => (r.diverged ? Number.NaN : r.final.mIoU));
     const middle = scores.some(Number.isNaN) ? Number.NaN : median(scores);
-    if (cell.attackers === 0) honest.set(cell.defence, middle);
-    const reference = honest.get(cell.defence);
+    if (cell.attackers === 0) honest.set(cell.defence, new Map(records.map((r) => [r.seed, r.diverged ? Number.NaN : r.final.mIoU])));
+    // Differences to an honest federation, paired by seed (same partition and initial model), median
+    // over the seeds both have: seeds differ by more than the effects measured here.
+    const versus = (defence, reference = honest.get(defence)) => {
+      if (!reference || (cell.attackers === 0 && cell.defence === defence)) return '';
+      const differences = records.filter((r) => reference.has(r.seed)).map((r) => (r.diverged ? Number.NaN : r.final.mIoU) - reference.get(r.seed));
+      if (differences.length === 0) return '';
+      return differences.some(Number.isNaN) ? 'diverged' : `${median(differences).toFixed(2)} (${differences.length})`;
+    };
     lines.push({
       clients,
       attackers: cell.attackers,
@@ -126,9 +149,10 @@ for (const clients of values.setups.split(',').map(Number)) {
       seeds: records.map((r) => r.seed).join(','),
       'mIoU median': Number.isNaN(middle) ? 'diverged' : middle.toFixed(2),
       'min..max': scores.every(Number.isFinite) ? `${Math.min(...scores).toFixed(2)}..${Math.max(...scores).toFixed(2)}` : `${scores.filter(Number.isNaN).length} of ${scores.length} diverged`,
-      'vs honest, same defence': cell.attackers === 0 || reference === undefined || Number.isNaN(middle) ? '' : (middle - reference).toFixed(2),
+      'vs honest, same defence (seeds)': cell.attackers === 0 ? '' : versus(cell.defence),
       // The honest federation without any defence: what the issue's goals compare against.
-      'vs honest, no defence': honest.get('none') === undefined || Number.isNaN(middle) || (cell.attackers === 0 && cell.defence === 'none') ? '' : (middle - honest.get('none')).toFixed(2),
+      'vs honest, no defence (seeds)': versus('none'),
+      'vs attacker refused (seeds)': cell.attackers === 1 && cell.attack !== 'samples:1000000000' ? versus(undefined, withoutAttacker) : '',
       finite: records.every((r) => r.finite) ? 'yes' : 'no',
       '> k-means': Number.isNaN(middle) ? 'no' : middle > KMEANS_MIOU ? 'yes' : 'no',
     });
