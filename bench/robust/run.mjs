@@ -80,10 +80,10 @@ function storedRun(clients, cell, seed) {
 }
 
 async function runOnce(clients, cell, seed) {
+  const stored = storedRun(clients, cell, seed);
+  if (stored || values.cached) return stored;
   const key = runKey(clients, cell, seed);
   const path = join(runsDir, `${key}.json`);
-  if (existsSync(path)) return JSON.parse(readFileSync(path, 'utf8'));
-  if (values.cached) return undefined;
   const options = {
     clients, partition: parsePartitionSpec('dirichlet:0.5'), strategy: 'fedcc-kmeans', modules: { head: true, centroids: true, weighted: true },
     regularizer: 'none', regularizerScope: 'nonlinear', rounds, localSteps, k: 11, seed, cacheDir: '.fuss/cache', evalEvery: rounds,

@@ -97,7 +97,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
     if (schema) url.searchParams.set('options', `-c search_path="${schema}"`);
     const { executor, pool, end } = await pgExecutor(url.toString());
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: url.toString() }, schema ? { schema } : undefined) });
-    const blobs = (options.blobStore ?? 'postgres') === 'postgres' ? postgresBlobStore(pool) : await openFileBlobStore(options.blobDir ?? '.fuss/blobs');
+    const blobs = (options.blobStore ?? 'postgres') === 'postgres' ? postgresBlobStore(executor, pool) : await openFileBlobStore(options.blobDir ?? '.fuss/blobs');
     return {
       kind: 'postgres',
       prisma,

@@ -9,15 +9,16 @@
 
 import type { Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import type { SqlExecutor } from '../db/migrate.js';
 import { BlobMissingError, checkBlobName, sha256Of, type BlobStore } from './blob-store.js';
 
-export function postgresBlobStore(pool: Pool): BlobStore {
-  const query = async <T>(sql: string, params: unknown[]): Promise<T[]> => (await pool.query(sql, params)).rows as T[];
+/** `sql` runs the plain statements; `pool` (the one behind `sql`) lends a connection for each COPY read. */
+export function postgresBlobStore(sql: SqlExecutor, pool: Pool): BlobStore {
   return {
     kind: 'postgres',
     async put(bytes, knownSha256) {
       const sha256 = knownSha256 ?? sha256Of(bytes);
-      await query('INSERT INTO "Blob" ("sha256", "size", "bytes") VALUES ($1, $2, $3) ON CONFLICT ("sha256") DO NOTHING', [sha256, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+      await sql.query('INSERT INTO "Blob" ("sha256", "size", "bytes") VALUES ($1, $2, $3) ON CONFLICT ("sha256") DO NOTHING', [sha256, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
       return sha256;
     },
     async get(sha256) {
@@ -36,17 +37,17 @@ export function postgresBlobStore(pool: Pool): BlobStore {
     },
     async has(sha256) {
       checkBlobName(sha256);
-      return (await query('SELECT 1 FROM "Blob" WHERE "sha256" = $1', [sha256])).length > 0;
+      return (await sql.query('SELECT 1 FROM "Blob" WHERE "sha256" = $1', [sha256])).length > 0;
     },
     async delete(sha256) {
       checkBlobName(sha256);
-      await query('DELETE FROM "Blob" WHERE "sha256" = $1', [sha256]);
+      await sql.query('DELETE FROM "Blob" WHERE "sha256" = $1', [sha256]);
     },
     async listOlderThan(before) {
-      return (await query<{ sha256: string }>('SELECT "sha256" FROM "Blob" WHERE "createdAt" < $1', [before])).map((r) => r.sha256);
+      return (await sql.query<{ sha256: string }>('SELECT "sha256" FROM "Blob" WHERE "createdAt" < $1', [before])).map((r) => r.sha256);
     },
     async usage() {
-      const [row] = await query<{ blobs: string; bytes: string | null }>('SELECT count(*) AS blobs, sum("size") AS bytes FROM "Blob"', []);
+      const [row] = await sql.query<{ blobs: string; bytes: string | null }>('SELECT count(*) AS blobs, sum("size") AS bytes FROM "Blob"');
       return { blobs: Number(row.blobs), bytes: Number(row.bytes ?? 0) };
     },
   };
@@ -64,7 +65,7 @@ export class BinaryCopyField {
   private head: Buffer = Buffer.alloc(0);
   private out: Uint8Array | undefined;
   private filled = 0;
-  private rows = 0;
+  private headerRead = false;
 
   push(chunk: Buffer): void {
     if (this.out && this.filled < this.out.byteLength) {
@@ -81,13 +82,13 @@ export class BinaryCopyField {
 
   private parse(): void {
     for (;;) {
-      if (this.rows === 0 && !this.out) {
+      if (!this.headerRead) {
         if (this.head.byteLength < 19) return;
         if (!this.head.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('not a binary COPY stream');
         const extension = this.head.readUInt32BE(15);
         if (this.head.byteLength < 19 + extension) return;
         this.head = this.head.subarray(19 + extension);
-        this.rows = -1; // header read, no row yet
+        this.headerRead = true;
       }
       if (this.head.byteLength < 2) return;
       const fields = this.head.readInt16BE(0);
