@@ -16,9 +16,13 @@ export const bodyIdleTimeout = fp(async (app: FastifyInstance, opts: { idleMs: n
     timer.unref();
     const progress = () => timer.refresh();
     socket.on('data', progress);
+    // Every listener goes when the request ends: a keep-alive socket serves many requests.
     const stop = () => {
       clearTimeout(timer);
       socket.off('data', progress);
+      socket.off('close', stop);
+      request.raw.off('end', stop);
+      reply.raw.off('close', stop);
     };
     request.raw.once('end', stop);
     reply.raw.once('close', stop);

@@ -92,8 +92,13 @@ export const problemDetails = fp(async (app: FastifyInstance) => {
       if (request.raw.complete) return;
       const timer = setTimeout(() => socket.destroy(), LINGER_MS);
       timer.unref();
-      request.raw.once('end', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
+      const stop = () => {
+        clearTimeout(timer);
+        request.raw.off('end', stop);
+        socket.off('close', stop);
+      };
+      request.raw.once('end', stop);
+      socket.once('close', stop);
     });
   });
   // Postgres cannot store NUL in text: refuse it in any JSON body or query string as a 400.
