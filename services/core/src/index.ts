@@ -34,6 +34,7 @@ export * from './engines/engine-constants.js';
 export * from './engines/registry.js';
 export * from './io/safetensors.js';
 export * from './io/model-file.js';
+export * from './io/model-stream-check.js';
 export * from './io/optimizer-state-file.js';
 export * from './head/head-init.js';
 export * from './training/adam.js';

@@ -1,23 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { decodeModel, encodeModel, IncompatibleModelError, type SegmentationModel } from './model-file.js';
+import { decodeModel, encodeModel, IncompatibleModelError } from './model-file.js';
 import { decodeSafetensors, encodeSafetensors } from './safetensors.js';
-import { initCentroids, initHead } from '../head/head-init.js';
-import { createRng } from '../math/rng.js';
+import { tinyModel } from '../test-support/tiny-model.js';
 
-function model(): SegmentationModel {
-  const rng = createRng(1);
-  return {
-    head: initHead({ channels: 6, codeDim: 3 }, rng),
-    centroids: initCentroids(4, 3, rng),
-    channels: 6,
-    codeDim: 3,
-    k: 4,
-    backbone: { id: 'tiny', sha256: 'a'.repeat(64), featureKey: 'key1' },
-    round: 2,
-    version: 5,
-    info: { steps: 10 },
-  };
-}
+const model = tinyModel;
 
 describe('model file', () => {
   it('round-trips with PyTorch 1x1-conv shapes', () => {

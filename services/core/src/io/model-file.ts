@@ -3,7 +3,7 @@
 
 import { ShapeError, FussError } from '../errors.js';
 import type { HeadParams } from '../engines/engine.js';
-import { decodeSafetensors, encodeSafetensors, SafetensorsError, shownName, type NamedTensor } from './safetensors.js';
+import { encodeSafetensors, parseSafetensorsHeader, readTensors, SafetensorsError, shownName, type NamedTensor, type SafetensorsLayout } from './safetensors.js';
 
 export const MODEL_FORMAT = 'fuss-segmentation-model';
 export const MODEL_FORMAT_VERSION = '1';
@@ -89,9 +89,15 @@ export interface ModelExpectations {
   k?: number;
 }
 
-/** Decodes and validates a model file; shape, dtype and finiteness are checked by decodeSafetensors. */
-export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model'): SegmentationModel {
-  const { tensors, metadata } = decodeSafetensors(bytes, what, { dtypes: expect.dtypes ?? ['F32', 'F16'] });
+/** What a model file's header says (everything but the tensors' values). */
+export type ModelHeader = Omit<SegmentationModel, 'head' | 'centroids'>;
+
+/**
+ * Checks a model file's header without reading its values: format metadata, tensor names and shapes,
+ * and the expectations (backbone, features, shape). Throws the errors decodeModel throws.
+ */
+export function checkModelHeader(layout: SafetensorsLayout, expect: ModelExpectations = {}, what = 'model'): ModelHeader {
+  const { metadata } = layout;
   if (metadata.format !== MODEL_FORMAT) throw new SafetensorsError(`${what}: not a FUSS model (metadata "format" is ${JSON.stringify(metadata.format)})`);
   if (metadata.format_version !== MODEL_FORMAT_VERSION) throw new SafetensorsError(`${what}: unsupported model format version ${metadata.format_version}`);
   const integer = (key: string) => {
@@ -102,17 +108,17 @@ export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, w
   const channels = integer('channels');
   const codeDim = integer('code_dim');
   const k = integer('k');
+  const shapes = new Map(layout.entries.map((e) => [e.name, e.shape]));
   const check = (name: string, dims: number[]) => {
-    const t = tensors[name];
-    if (!t) throw new ShapeError(`${what}: tensor "${name}" is missing`);
-    if (t.dims.length !== dims.length || t.dims.some((d, i) => d !== dims[i])) {
-      throw new ShapeError(`${what}: tensor "${name}" has shape [${t.dims}], expected [${dims}]`);
+    const shape = shapes.get(name);
+    if (!shape) throw new ShapeError(`${what}: tensor "${name}" is missing`);
+    if (shape.length !== dims.length || shape.some((d, i) => d !== dims[i])) {
+      throw new ShapeError(`${what}: tensor "${name}" has shape [${shape}], expected [${dims}]`);
     }
-    return t.data;
   };
-  const head = Object.fromEntries(LAYERS.map(([key, name]) => [key, check(name, layerDims(key, channels, codeDim))])) as unknown as HeadParams;
-  const centroids = check('centroids', [k, codeDim]);
-  const extra = Object.keys(tensors).filter((n) => n !== 'centroids' && !LAYERS.some(([, name]) => name === n));
+  for (const [key, name] of LAYERS) check(name, layerDims(key, channels, codeDim));
+  check('centroids', [k, codeDim]);
+  const extra = [...shapes.keys()].filter((n) => n !== 'centroids' && !LAYERS.some(([, name]) => name === n));
   if (extra.length) {
     const listed = extra.slice(0, 5).map(shownName).join(', ');
     throw new ShapeError(`${what}: unexpected tensors ${listed}${extra.length > 5 ? ` and ${extra.length - 5} more` : ''}`);
@@ -123,9 +129,7 @@ export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, w
   } catch {
     throw new SafetensorsError(`${what}: metadata "info" is not JSON`);
   }
-  const model: SegmentationModel = {
-    head,
-    centroids,
+  const header: ModelHeader = {
     channels,
     codeDim,
     k,
@@ -134,14 +138,23 @@ export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, w
     version: integer('version'),
     info,
   };
-  if (expect.backboneSha256 !== undefined && model.backbone.sha256 !== expect.backboneSha256) {
-    throw new IncompatibleModelError(`${what} was trained on backbone ${model.backbone.id} (sha256 ${model.backbone.sha256.slice(0, 12)}...), not on this one (${expect.backboneSha256.slice(0, 12)}...)`);
+  if (expect.backboneSha256 !== undefined && header.backbone.sha256 !== expect.backboneSha256) {
+    throw new IncompatibleModelError(`${what} was trained on backbone ${header.backbone.id} (sha256 ${header.backbone.sha256.slice(0, 12)}...), not on this one (${expect.backboneSha256.slice(0, 12)}...)`);
   }
-  if (expect.featureKey !== undefined && model.backbone.featureKey !== expect.featureKey) {
-    throw new IncompatibleModelError(`${what} was trained on other backbone features (outputs, input size or normalisation differ: key ${model.backbone.featureKey} vs ${expect.featureKey})`);
+  if (expect.featureKey !== undefined && header.backbone.featureKey !== expect.featureKey) {
+    throw new IncompatibleModelError(`${what} was trained on other backbone features (outputs, input size or normalisation differ: key ${header.backbone.featureKey} vs ${expect.featureKey})`);
   }
   for (const key of ['channels', 'codeDim', 'k'] as const) {
-    if (expect[key] !== undefined && model[key] !== expect[key]) throw new IncompatibleModelError(`${what} has ${key} ${model[key]}, expected ${expect[key]}`);
+    if (expect[key] !== undefined && header[key] !== expect[key]) throw new IncompatibleModelError(`${what} has ${key} ${header[key]}, expected ${expect[key]}`);
   }
-  return model;
+  return header;
+}
+
+/** Decodes and validates a model file: its header (checkModelHeader), then its values (finite). */
+export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model'): SegmentationModel {
+  const layout = parseSafetensorsHeader(bytes, bytes.length, what, { dtypes: expect.dtypes ?? ['F32', 'F16'] });
+  const header = checkModelHeader(layout, expect, what);
+  const tensors = readTensors(bytes, layout, what);
+  const head = Object.fromEntries(LAYERS.map(([key, name]) => [key, tensors[name].data])) as unknown as HeadParams;
+  return { head, centroids: tensors.centroids.data, ...header };
 }

@@ -65,21 +65,50 @@ export function encodeSafetensors(tensors: Record<string, NamedTensor>, metadata
 export interface DecodeOptions {
   /** dtypes accepted (default F32, F16 and I32); a tensor of another is refused. */
   dtypes?: readonly string[];
+  /** Longest header accepted, in bytes (default: 100 MiB). */
+  maxHeaderBytes?: number;
 }
 
-/** Parses and validates a safetensors file; all tensors come back as float32. */
-export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', options: DecodeOptions = {}): SafetensorsFile {
-  const dtypes = options.dtypes ?? Object.keys(DTYPE_BYTES);
-  if (bytes.length < 8) throw new SafetensorsError(`${what}: ${bytes.length} bytes is too short for a safetensors header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(Math.min(MAX_HEADER_BYTES, bytes.length - 8))) {
-    throw new SafetensorsError(`${what}: header length ${headerLength} exceeds the ${bytes.length}-byte file`);
+/** A tensor's place in a safetensors file; offsets are relative to the data section. */
+export interface TensorEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/** What a safetensors header says: where the data section starts, the metadata and the tensors (by offset). */
+export interface SafetensorsLayout {
+  dataStart: number;
+  metadata: Record<string, string>;
+  entries: TensorEntry[];
+}
+
+/** Bytes of the file needed before {@link parseSafetensorsHeader} can run: 8, then 8 + the header's length. */
+export function safetensorsHeaderEnd(prefix: Uint8Array, fileLength: number, what = 'safetensors file', maxHeaderBytes = MAX_HEADER_BYTES): number {
+  if (fileLength < 8) throw new SafetensorsError(`${what}: ${fileLength} bytes is too short for a safetensors header`);
+  if (prefix.length < 8) return 8;
+  const headerLength = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(maxHeaderBytes, fileLength - 8))) {
+    const bound = fileLength - 8 <= maxHeaderBytes ? `the ${fileLength}-byte file` : `the ${maxHeaderBytes}-byte limit`;
+    throw new SafetensorsError(`${what}: header length ${headerLength} exceeds ${bound}`);
   }
-  const dataStart = 8 + Number(headerLength);
+  return 8 + Number(headerLength);
+}
+
+/**
+ * Parses and validates the header of a `fileLength`-byte safetensors file from its first bytes
+ * (`prefix` holds at least {@link safetensorsHeaderEnd} of them): JSON, dtypes, shapes, and offsets
+ * that cover the data section exactly once. Entries come back sorted by offset. The values are not read.
+ */
+export function parseSafetensorsHeader(prefix: Uint8Array, fileLength: number, what = 'safetensors file', options: DecodeOptions = {}): SafetensorsLayout {
+  const dtypes = options.dtypes ?? Object.keys(DTYPE_BYTES);
+  const dataStart = safetensorsHeaderEnd(prefix, fileLength, what, options.maxHeaderBytes);
+  if (prefix.length < dataStart) throw new RangeError(`${what}: ${dataStart} bytes are needed to read the header, ${prefix.length} given`);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, Number(headerLength)).toString('utf8'));
+    header = JSON.parse(Buffer.from(prefix.buffer, prefix.byteOffset + 8, dataStart - 8).toString('utf8'));
   } catch (err) {
     throw new SafetensorsError(`${what}: header is not valid JSON (${(err as Error).message})`);
   }
@@ -93,8 +122,8 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', 
       metadata[k] = v;
     }
   }
-  const dataLength = bytes.length - dataStart;
-  const entries: { name: string; dtype: string; shape: number[]; begin: number; end: number }[] = [];
+  const dataLength = fileLength - dataStart;
+  const entries: TensorEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === '__metadata__') continue;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -124,7 +153,60 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', 
     expected = e.end;
   }
   if (expected !== dataLength) throw new SafetensorsError(`${what}: data section has ${dataLength - expected} trailing bytes`);
+  return { dataStart, metadata, entries };
+}
 
+/** Bytes per value of a dtype that {@link parseSafetensorsHeader} accepted. */
+export function dtypeBytes(dtype: string): number {
+  return DTYPE_BYTES[dtype];
+}
+
+/**
+ * Throws NonFiniteError when values `[from, to)` of tensor `entry` hold a NaN or an infinity; `bytes`
+ * is the whole file (values are read in place, aligned or not). I32 values are always finite.
+ */
+export function checkFiniteValues(bytes: Uint8Array, layout: SafetensorsLayout, entry: TensorEntry, from: number, to: number, what = 'safetensors file'): void {
+  const start = bytes.byteOffset + layout.dataStart + entry.begin;
+  let bad = -1;
+  if (entry.dtype === 'F32') {
+    // Exponent bits all set: NaN or an infinity. Read as integers, in place when aligned.
+    if (start % 4 === 0) {
+      const words = new Uint32Array(bytes.buffer, start + from * 4, to - from);
+      for (let i = 0; i < words.length; i++) {
+        if ((words[i] & 0x7f800000) === 0x7f800000) {
+          bad = from + i;
+          break;
+        }
+      }
+    } else {
+      const view = new DataView(bytes.buffer, start);
+      for (let i = from; i < to; i++) {
+        if ((view.getUint32(i * 4, true) & 0x7f800000) === 0x7f800000) {
+          bad = i;
+          break;
+        }
+      }
+    }
+  } else if (entry.dtype === 'F16') {
+    const view = new DataView(bytes.buffer, start);
+    for (let i = from; i < to; i++) {
+      if ((view.getUint16(i * 2, true) & 0x7c00) === 0x7c00) {
+        bad = i;
+        break;
+      }
+    }
+  }
+  if (bad >= 0) {
+    const view = new DataView(bytes.buffer, start);
+    const value = entry.dtype === 'F32' ? view.getFloat32(bad * 4, true) : Number.NaN;
+    const shown = entry.dtype === 'F32' ? String(value) : 'NaN or infinity';
+    throw new NonFiniteError(`${what}: tensor ${shownName(entry.name)} holds a non-finite value (${shown}) at index ${bad}`);
+  }
+}
+
+/** The tensors of a file whose header {@link parseSafetensorsHeader} has read, as float32, checked finite. */
+export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what = 'safetensors file'): Record<string, NamedTensor> {
+  const { dataStart, entries } = layout;
   const tensors: Record<string, NamedTensor> = {};
   for (const e of entries) {
     // Copy (Buffer.slice would be a view into a shared pool): aligned and detached from the input.
@@ -138,5 +220,11 @@ export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', 
     }
     tensors[e.name] = { dims: e.shape, data };
   }
-  return { tensors, metadata };
+  return tensors;
+}
+
+/** Parses and validates a safetensors file; all tensors come back as float32. */
+export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', options: DecodeOptions = {}): SafetensorsFile {
+  const layout = parseSafetensorsHeader(bytes, bytes.length, what, options);
+  return { tensors: readTensors(bytes, layout, what), metadata: layout.metadata };
 }
