@@ -6,7 +6,9 @@
 //        [--aggregate-pglite 10,100] [--databases pglite,postgres] [--parts uploads,aggregate,segment] [--profile DIR]
 
 import { parseArgs } from 'node:util';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rename, rm, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import Fastify from 'fastify';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +28,8 @@ const { values } = parseArgs({
     parts: { type: 'string', default: 'uploads,aggregate,segment' },
     databases: { type: 'string', default: 'pglite,postgres' },
     strategy: { type: 'string', default: 'fedcc-kmeans' },
-    // Writes V8 CPU profiles of the Postgres aggregation child (every thread) into this folder.
+    // Writes V8 CPU profiles of the Postgres aggregation child (every thread) into this folder, and of
+    // the server's main thread during each upload row (uploads-<database>.cpuprofile).
     profile: { type: 'string' },
   },
 });
@@ -79,6 +82,65 @@ async function createFederation(base, maxParticipants, participants) {
 const rows = [];
 const update = updateBytes(1);
 console.error(`update size: ${(update.length / 1e6).toFixed(2)} MB`);
+const scratch = await mkdtemp(join(tmpdir(), 'fuss-bench-uploads-'));
+const updatePath = join(scratch, 'update.safetensors');
+await writeFile(updatePath, update);
+
+/** Profiles this process's main thread while `work` runs, into `<--profile>/<name>.cpuprofile`. */
+async function profiled(name, work) {
+  if (!values.profile) return work();
+  const { Session } = await import('node:inspector/promises');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    await mkdir(values.profile, { recursive: true });
+    await writeFile(join(values.profile, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
+/** Runs the uploads from a client process of its own (bench/server/upload-client.mjs): every token uploads once. */
+async function runUploadClients(url, tokens, concurrency) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, 'upload-client.mjs')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.end(JSON.stringify({ url, tokens, concurrency, updatePath }));
+  let output = '';
+  for await (const chunk of child.stdout) output += chunk;
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the upload client failed (exit code ${code})`);
+  return JSON.parse(output.trim().split('\n').at(-1));
+}
+
+// The ceiling of the machine for the same uploads: a plain Fastify route that streams each body to a
+// file, fsyncs and renames it (what the file blob store does), with no authentication, checks or database.
+if (parts.includes('uploads')) {
+  const app = Fastify({ logger: false, bodyLimit: 64 << 20 });
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
+  let counter = 0;
+  app.put('/upload', async (request, reply) => {
+    const path = join(scratch, `upload-${counter++}`);
+    const handle = await open(`${path}.tmp`, 'wx');
+    try {
+      for await (const piece of request.body) await handle.write(piece);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(`${path}.tmp`, path);
+    return reply.status(201).send({ ok: true });
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const uploads = Number(values.uploads);
+  const concurrency = Number(values.concurrency);
+  const { seconds, latencies } = await profiled('uploads-ceiling', () => runUploadClients(`http://127.0.0.1:${app.server.address().port}/upload`, Array.from({ length: uploads }, (_, i) => `t${i}`), concurrency));
+  await app.close();
+  rows.push({ database: 'none (ceiling)', work: `${uploads} uploads, ${concurrency} concurrent: body to a file, fsync, rename`, result: `${(uploads / seconds).toFixed(1)} uploads/s, ${(uploads * update.length / 1e6 / seconds).toFixed(0)} MB/s`, p50: `${percentile(latencies, 0.5).toFixed(0)} ms`, p99: `${percentile(latencies, 0.99).toFixed(0)} ms`, 'peak RSS': '' });
+  console.error(JSON.stringify(rows.at(-1)));
+}
 for (const kind of values.databases.split(',')) {
   const { db, dispose } = await openBenchDatabase(kind);
   await db.migrate();
@@ -91,20 +153,7 @@ for (const kind of values.databases.split(',')) {
   const uploads = Number(values.uploads);
   const concurrency = Number(values.concurrency);
   const { id, tokens } = await createFederation(base, uploads + 1, uploads);
-  const latencies = [];
-  let next = 0;
-  const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < uploads) {
-      const i = next++;
-      const t = performance.now();
-      const r = await fetch(`${base}/v1/federations/${id}/rounds/1/update?samples=10`, { method: 'PUT', headers: { ...auth(tokens[i]), 'content-type': 'application/octet-stream' }, body: update });
-      if (r.status !== 201) throw new Error(`upload ${i}: ${r.status} ${await r.text()}`);
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const seconds = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
+  const { seconds, latencies } = await profiled(`uploads-${kind}`, () => runUploadClients(`${base}/v1/federations/${id}/rounds/1/update?samples=10`, tokens, concurrency));
   rows.push({ database: kind, work: `${uploads} uploads, ${concurrency} concurrent`, result: `${(uploads / seconds).toFixed(1)} uploads/s, ${(uploads * update.length / 1e6 / seconds).toFixed(0)} MB/s`, p50: `${percentile(latencies, 0.5).toFixed(0)} ms`, p99: `${percentile(latencies, 0.99).toFixed(0)} ms`, 'peak RSS': '' });
   console.error(JSON.stringify(rows.at(-1)));
   }
@@ -190,5 +239,6 @@ await dbs.dispose();
 await engine.dispose();
 await backbone.close();
 }
+await rm(scratch, { recursive: true, force: true });
 printTable(rows);
 console.log(`written ${writeResults('server', { updateBytes: update.length, concurrency: Number(values.concurrency), uploads: Number(values.uploads), strategy: values.strategy, rows })}`);

@@ -125,7 +125,7 @@ export async function buildApp(deps: AppDependencies): Promise<FastifyInstance> 
     beforeCommit: deps.beforeCommit,
     computer: deps.modelComputer,
   });
-  await app.register(roundRoutes, { rounds, federations, uploadBytes: limits.updateBytes, budget: new UploadBudget(limits.uploadBytesInFlight) });
+  await app.register(roundRoutes, { rounds, federations, budget: new UploadBudget(limits.uploadBytesInFlight) });
   app.decorate('rounds', rounds);
   await app.register(segmentRoutes, { segment: createSegmentService({ pool: deps.segmentPool, federations, classes, limits }), imageBytes: limits.imageBytes });
   // Aggregations started by a final upload finish before the database closes.

@@ -3,7 +3,7 @@
 
 import { parentPort } from 'node:worker_threads';
 import { FussError } from '@fuss/core';
-import { checkUpdate, computeInitialModel, computeRoundModel } from './round-model.js';
+import { computeInitialModel, computeRoundModel } from './round-model.js';
 import type { FromWorker, ToWorker } from './model-worker.js';
 
 const port = parentPort!;
@@ -30,17 +30,15 @@ port.on('message', (message: ToWorker) => {
     else waiter?.reject(new Error(message.error ?? 'no bytes'));
     return;
   }
-  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number; serverState?: { bytes: Uint8Array; sha256: string } }>;
+  let work: Promise<{ bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; serverState?: { bytes: Uint8Array; sha256: string } }>;
   if (message.kind === 'round') work = computeRoundModel(message.spec, message.previous, (index) => load(message.id, index), message.previousState);
-  else if (message.kind === 'initial') work = Promise.resolve(computeInitialModel(message.shape, message.seed));
-  // The checked bytes go back to the main thread, which stores them (no copy: they were transferred).
-  else work = Promise.resolve().then(() => ({ bytes: message.bytes, ...checkUpdate(message.bytes, message.shape) }));
+  else work = Promise.resolve(computeInitialModel(message.shape, message.seed));
   work.then(
     (model) => {
       // Transferable: a buffer of its own (a copy only when the view shares a larger buffer).
       const own = (view: Uint8Array) => (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : new Uint8Array(view));
       const serverState = model.serverState ? { bytes: own(model.serverState.bytes), sha256: model.serverState.sha256 } : undefined;
-      reply({ kind: 'done', id: message.id, bytes: own(model.bytes), sha256: model.sha256, metrics: model.metrics, round: model.round, version: model.version, ...(serverState ? { serverState } : {}) });
+      reply({ kind: 'done', id: message.id, bytes: own(model.bytes), sha256: model.sha256, metrics: model.metrics, ...(serverState ? { serverState } : {}) });
     },
     (err: unknown) => reply({ kind: 'failed', id: message.id, message: String((err as Error)?.message ?? err), status: err instanceof FussError ? err.status : undefined, type: err instanceof FussError ? err.type : undefined }),
   );

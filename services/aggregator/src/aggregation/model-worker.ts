@@ -5,40 +5,29 @@
 
 import { Worker } from 'node:worker_threads';
 import { FussError } from '@fuss/core';
-import { checkUpdate, computeInitialModel, computeRoundModel, type ComputedModel, type ModelShape, type RoundModelSpec } from './round-model.js';
+import { computeInitialModel, computeRoundModel, type ComputedModel, type ModelShape, type RoundModelSpec } from './round-model.js';
 
 export interface ModelComputer {
   /** `previousState`: the server optimiser's state stored with the previous model, if any. */
   roundModel(spec: RoundModelSpec, previous: Uint8Array, load: (index: number) => Promise<Uint8Array>, previousState?: Uint8Array): Promise<ComputedModel>;
   initialModel(shape: ModelShape, seed: number): Promise<{ bytes: Uint8Array; sha256: string }>;
-  /** Validates an upload; resolves with its sha256, the round and version it names, and the bytes (handed back from the worker). */
-  checkUpdate(bytes: Uint8Array, shape: ModelShape): Promise<CheckedUpdate>;
   close(): Promise<void>;
-}
-
-export interface CheckedUpdate {
-  bytes: Uint8Array;
-  sha256: string;
-  round: number;
-  version: number;
 }
 
 export type ToWorker =
   | { kind: 'round'; id: number; spec: RoundModelSpec; previous: Uint8Array; previousState?: Uint8Array }
   | { kind: 'initial'; id: number; shape: ModelShape; seed: number }
-  | { kind: 'check'; id: number; shape: ModelShape; bytes: Uint8Array }
   | { kind: 'bytes'; id: number; index: number; bytes?: Uint8Array; error?: string };
 
 export type FromWorker =
   | { kind: 'load'; id: number; index: number }
-  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; round?: number; version?: number; serverState?: { bytes: Uint8Array; sha256: string } }
+  | { kind: 'done'; id: number; bytes: Uint8Array; sha256: string; metrics?: Record<string, unknown>; serverState?: { bytes: Uint8Array; sha256: string } }
   | { kind: 'failed'; id: number; message: string; status?: number; type?: string };
 
 export function inlineModelComputer(): ModelComputer {
   return {
     roundModel: computeRoundModel,
     initialModel: async (shape, seed) => computeInitialModel(shape, seed),
-    checkUpdate: async (bytes, shape) => ({ bytes, ...checkUpdate(bytes, shape) }),
     close: async () => undefined,
   };
 }
@@ -49,7 +38,7 @@ function ownBuffer(bytes: Uint8Array): Uint8Array {
 }
 
 interface Pending {
-  resolve: (value: ComputedModel & { round?: number; version?: number }) => void;
+  resolve: (value: ComputedModel) => void;
   reject: (err: Error) => void;
   load?: (index: number) => Promise<Uint8Array>;
 }
@@ -63,20 +52,11 @@ function workerFile(): { file: URL; workerData: unknown; execArgv?: string[] } {
 }
 
 /**
- * Two worker threads: one computes round and initial models (one job at a time), the other checks
- * uploads, so that an upload never waits behind a long aggregation.
+ * One worker thread computes round and initial models, one job at a time. (Uploads are checked as they
+ * arrive, on the event loop: services/update-receiver.ts.)
  */
 export function threadModelComputer(log: (line: string) => void = () => undefined): ModelComputer {
-  const models = workerLane(log);
-  const checks = workerLane(log);
-  return {
-    roundModel: models.roundModel,
-    initialModel: models.initialModel,
-    checkUpdate: checks.checkUpdate,
-    close: async () => {
-      await Promise.all([models.close(), checks.close()]);
-    },
-  };
+  return workerLane(log);
 }
 
 function workerLane(log: (line: string) => void): ModelComputer {
@@ -102,7 +82,7 @@ function workerLane(log: (line: string) => void): ModelComputer {
         );
       } else {
         pending.delete(message.id);
-        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {}, round: message.round, version: message.version, ...(message.serverState ? { serverState: message.serverState } : {}) });
+        if (message.kind === 'done') job.resolve({ bytes: message.bytes, sha256: message.sha256, metrics: message.metrics ?? {}, ...(message.serverState ? { serverState: message.serverState } : {}) });
         else job.reject(message.status ? new FussError(message.message, { status: message.status, type: message.type }) : new Error(message.message));
       }
     });
@@ -135,12 +115,6 @@ function workerLane(log: (line: string) => void): ModelComputer {
       const id = nextId++;
       pending.set(id, { resolve, reject });
       start().postMessage({ kind: 'initial', id, shape, seed } satisfies ToWorker);
-    })),
-    checkUpdate: (bytes, shape) => run(() => new Promise<CheckedUpdate>((resolve, reject) => {
-      const id = nextId++;
-      pending.set(id, { resolve: (done) => resolve({ bytes: done.bytes, sha256: done.sha256, round: done.round!, version: done.version! }), reject });
-      const own = ownBuffer(bytes);
-      start().postMessage({ kind: 'check', id, shape, bytes: own } satisfies ToWorker, [own.buffer as ArrayBuffer]);
     })),
     close: async () => {
       await queue;

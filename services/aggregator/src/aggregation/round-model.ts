@@ -100,15 +100,6 @@ export async function computeRoundModel(
   };
 }
 
-/**
- * Checks an uploaded update (float32 tensors of the federation's shapes, finite, trained on its
- * backbone) and hashes it; returns the round and model version its metadata names. Throws FussErrors.
- */
-export function checkUpdate(bytes: Uint8Array, shape: ModelShape): { sha256: string; round: number; version: number } {
-  const update = decodeModel(bytes, { dtypes: ['F32'], backboneSha256: shape.backbone.sha256, featureKey: shape.backbone.featureKey, channels: shape.channels, codeDim: shape.codeDim, k: shape.k }, 'update');
-  return { sha256: sha256Hex(bytes), round: update.round, version: update.version };
-}
-
 /** A federation's seeded initial model (version 0). */
 export function computeInitialModel(shape: ModelShape, seed: number): { bytes: Uint8Array; sha256: string } {
   const rng = createRng(seed);

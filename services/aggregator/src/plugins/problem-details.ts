@@ -23,11 +23,16 @@ export function capText(text: string, max = MAX_DETAIL_CHARS): string {
   return text.length <= max ? text : `${text.slice(0, max)}... (${text.length - max} more characters)`;
 }
 
-/** Whether a parsed JSON value holds a NUL character in a string or a key (Postgres text cannot). */
+/**
+ * Whether a parsed JSON value holds a NUL character in a string or a key (Postgres text cannot). Only
+ * arrays and plain objects are looked into (a body stream handed on unparsed is not JSON).
+ */
 export function containsNul(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
   if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
+  if (value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
+    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
+  }
   return false;
 }
 

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
 import { Type, type Static } from '@sinclair/typebox';
 import { FussError } from '@fuss/core';
 import { FederationParams } from '../schemas/federations.js';
@@ -11,6 +12,11 @@ import { containsNul } from '../plugins/problem-details.js';
 import { problemResponses } from '../schemas/common.js';
 
 const security = [{ bearer: [] }];
+
+/** The raw body stream the octet-stream parser hands on (a JSON or multipart body is parsed to something else). */
+function isReadable(body: unknown): body is Readable {
+  return body instanceof Readable;
+}
 
 /**
  * Update bytes being received at once: each upload reserves its declared length before its body is
@@ -36,9 +42,12 @@ export class UploadBudget {
   }
 }
 
-export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsService; federations: Pick<FederationsService, 'updateLimit'>; uploadBytes: number; budget: UploadBudget }) {
+export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsService; federations: Pick<FederationsService, 'updateLimit'>; budget: UploadBudget }) {
   const { rounds, budget } = opts;
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: opts.uploadBytes }, (_request, body, done) => done(null, body));
+  // The update's body is not read here: the rounds service reads it as it arrives (hashing, checking and
+  // writing it). Its length was checked against the federation's limit before (checkUploadSize), and
+  // Node's parser stops at the Content-Length.
+  app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload));
 
   app.post<{ Params: Static<typeof FederationParams> }>('/v1/federations/:federationId/rounds/current/join', {
     config: { access: 'federation-participant' },
@@ -65,7 +74,7 @@ export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsSe
     reply.raw.once('close', () => budget.release(length));
   };
 
-  app.put<{ Params: Static<typeof RoundParams>; Querystring: Static<typeof SubmitQuery>; Body: Buffer }>('/v1/federations/:federationId/rounds/:number/update', {
+  app.put<{ Params: Static<typeof RoundParams>; Querystring: Static<typeof SubmitQuery> }>('/v1/federations/:federationId/rounds/:number/update', {
     config: { access: 'federation-participant' },
     onRequest: checkUploadSize,
     schema: {
@@ -82,7 +91,8 @@ export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsSe
     },
     handler: async (request, reply) => {
       const caller = participantCaller(request);
-      if (!Buffer.isBuffer(request.body)) throw new FussError('the body must be a safetensors file sent as application/octet-stream', { status: 415, type: 'unsupported-media-type' });
+      const body = request.body as unknown;
+      if (!isReadable(body)) throw new FussError('the body must be a safetensors file sent as application/octet-stream', { status: 415, type: 'unsupported-media-type' });
       let metrics: unknown;
       if (request.query.metrics !== undefined) {
         try {
@@ -94,7 +104,7 @@ export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsSe
         // Postgres text and jsonb cannot hold NUL.
         if (containsNul(metrics)) throw new FussError('the metrics query parameter must not contain NUL characters', { status: 400, type: 'validation' });
       }
-      const answer = await rounds.submit(request.params.federationId, caller.participantId, request.params.number, request.body, request.query.samples, metrics);
+      const answer = await rounds.submit(request.params.federationId, caller.participantId, request.params.number, body, Number(request.headers['content-length']), request.query.samples, metrics);
       return reply.status(answer.accepted ? 201 : 200).send(answer);
     },
   });

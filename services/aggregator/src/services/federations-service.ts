@@ -87,10 +87,14 @@ function participantView(row: ParticipantRow) {
   };
 }
 
+/** Federations whose update limit is kept in memory (the map starts again when full). */
+const UPDATE_LIMITS_KEPT = 10_000;
+
 export function createFederationsService(deps: { prisma: PrismaClient; blobs: BlobStore; updateLimitBytes: number; clock?: () => Date; computer?: ModelComputer }) {
   const { prisma, blobs } = deps;
   const computer = deps.computer ?? inlineModelComputer();
   const lastSeenWrites = new Map<string, number>();
+  const updateLimits = new Map<string, number>();
 
   async function participantOf(federationId: string, participantId: string) {
     const row = await prisma.participant.findUnique({ where: { id: participantId } });
@@ -276,10 +280,16 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
     },
 
     /** Largest update body a participant of this federation may send (its model's size plus header room). */
+    /** The largest update a federation takes (its model's shape never changes, so the answer is kept). */
     async updateLimit(federationId: string): Promise<number> {
+      const known = updateLimits.get(federationId);
+      if (known !== undefined) return known;
       const row = await prisma.federation.findUnique({ where: { id: federationId }, select: { channels: true, codeDim: true, k: true } });
       if (!row) throw new NotFoundError(`federation ${federationId} does not exist`);
-      return Math.min(deps.updateLimitBytes, modelFileLimit(row.channels, row.codeDim, row.k));
+      const limit = Math.min(deps.updateLimitBytes, modelFileLimit(row.channels, row.codeDim, row.k));
+      if (updateLimits.size >= UPDATE_LIMITS_KEPT) updateLimits.clear();
+      updateLimits.set(federationId, limit);
+      return limit;
     },
   };
 }

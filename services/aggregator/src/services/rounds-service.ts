@@ -28,6 +28,7 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { BlobStore } from '../storage/blob-store.js';
 import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
 import { DEFAULT_LIMITS } from '../config.js';
+import { receiveUpdate, type ReceivedUpdate } from './update-receiver.js';
 
 /** How long an aggregation claim holds, unless renewed, before another process may take the round over. */
 export const AGGREGATION_LEASE_MS = DEFAULT_LIMITS.aggregationLeaseMs;
@@ -144,6 +145,55 @@ export function createRoundsService(deps: RoundsDependencies) {
     }
   }
 
+  /**
+   * Stores a received update. The common case costs one statement: the insert is tried first, and only
+   * when it stores nothing (the participant's update is there already, or the round is not open) is the
+   * earlier update looked up, to answer a retry of the same bytes as a duplicate and anything else as a
+   * conflict. (A refused update's blob, committed before the insert, is left to garbage collection.)
+   */
+  async function accept(federation: Federation, round: Round, participantId: string, received: ReceivedUpdate, samples: number, metrics: unknown): Promise<SubmitAnswer> {
+    const { sha256, header } = received;
+    const number = round.number;
+    // An update trained for another round (a replay, or a participant that missed a round) is refused.
+    const namesThisRound = header.round === round.number && header.version === round.baseVersion;
+    if (round.state === 'open' && namesThisRound) {
+      // The bytes are durable before the row that names them commits.
+      await received.blob.commit(sha256, received.bytes);
+      // One statement: the row is inserted only while the round is open, holding a share lock on the
+      // round until it commits. Uploads do not wait for each other; an aggregation claim (which
+      // updates the round) waits for them, so every update accepted with 201 is in the aggregation.
+      let inserted = 0;
+      try {
+        inserted = await prisma.$executeRaw`
+          INSERT INTO "Update" ("id", "roundId", "participantId", "samples", "sha256", "size", "metrics", "receivedAt")
+          SELECT ${randomUUID()}, r."id", ${participantId}, ${samples}, ${sha256}, ${received.bytes.byteLength}, ${metrics === undefined ? null : JSON.stringify(metrics)}::jsonb, now()
+          FROM "Round" r WHERE r."id" = ${round.id} AND r."state" = 'open'
+          FOR SHARE`;
+      } catch (err) {
+        // The participant's update is there already (a retry, or a concurrent copy of this upload): answered below.
+        if (!/23505|unique/i.test(`${(err as { meta?: { code?: string } }).meta?.code ?? ''} ${(err as Error).message}`)) throw err;
+      }
+      if (inserted === 1) {
+        // Counted after the commit, so of two concurrent final uploads at least the later one sees the
+        // round full; the guarded claim lets only one of them aggregate.
+        const count = await prisma.update.count({ where: { roundId: round.id } });
+        // The upload is answered at once; the aggregation runs after it (participants poll join).
+        if (count >= federation.maxParticipants) service.aggregateInBackground(round.id);
+        return { accepted: true, duplicate: false, round: number, count };
+      }
+    }
+    const previous = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } } });
+    if (previous) {
+      if (previous.sha256 === sha256) return { accepted: false, duplicate: true, round: number, count: await prisma.update.count({ where: { roundId: round.id } }) };
+      throw new ConflictError(`an update of this participant to round ${number} was already accepted`, 'update-already-accepted');
+    }
+    if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
+    if (!namesThisRound) {
+      throw new ConflictError(`the update's metadata names round ${header.round} and model version ${header.version}, but round ${round.number} starts from version ${round.baseVersion}`, 'wrong-round');
+    }
+    throw new ConflictError(`round ${number} closed while the update was uploading`, 'round-not-open');
+  }
+
   const service = {
     async join(federationId: string, participantId: string): Promise<JoinAnswer> {
       const federation = await federationOf(federationId);
@@ -167,52 +217,22 @@ export function createRoundsService(deps: RoundsDependencies) {
     },
 
     /**
-     * Stores a participant's update to round `number`. Returns whether it was stored now or had been
-     * accepted before (same bytes: idempotent retry). Triggers aggregation when the round is full.
+     * Receives and stores a participant's update to round `number` (`length` bytes of `body`, read as
+     * they arrive). Returns whether it was stored now or had been accepted before (same bytes:
+     * idempotent retry). Triggers aggregation when the round is full.
      */
-    async submit(federationId: string, participantId: string, number: number, body: Uint8Array, samples: number, metrics: unknown): Promise<SubmitAnswer> {
+    async submit(federationId: string, participantId: string, number: number, body: AsyncIterable<Uint8Array> | Uint8Array, length: number, samples: number, metrics: unknown): Promise<SubmitAnswer> {
       const federation = await federationOf(federationId);
       const round = await prisma.round.findUnique({ where: { federationId_number: { federationId, number } } });
       if (!round) throw new NotFoundError(`federation ${federationId} has no round ${number}`);
-      // Checked (shapes, dtypes, finiteness, backbone and features) and hashed off the event loop.
-      const checked = await computer.checkUpdate(body, { channels: federation.channels, codeDim: federation.codeDim, k: federation.k, backbone: { id: federation.backboneId, sha256: federation.backboneSha256, featureKey: federation.featureKey } });
-      body = checked.bytes;
-      const sha256 = checked.sha256;
       if (samples > federation.maxSamples) throw new FussError(`samples=${samples} exceeds this federation's maximum of ${federation.maxSamples} images per participant`, { status: 400, type: 'too-many-samples' });
-      const previous = await prisma.update.findUnique({ where: { roundId_participantId: { roundId: round.id, participantId } } });
-      if (previous) {
-        if (previous.sha256 === sha256) return { accepted: false, duplicate: true, round: number, count: await prisma.update.count({ where: { roundId: round.id } }) };
-        throw new ConflictError(`an update of this participant to round ${number} was already accepted`, 'update-already-accepted');
-      }
-      if (round.state !== 'open') throw new ConflictError(`round ${number} is ${round.state}; updates are accepted only while it is open`, 'round-not-open');
-      // An update trained for another round (a replay, or a participant that missed a round) is refused.
-      if (checked.round !== round.number || checked.version !== round.baseVersion) {
-        throw new ConflictError(`the update's metadata names round ${checked.round} and model version ${checked.version}, but round ${round.number} starts from version ${round.baseVersion}`, 'wrong-round');
-      }
-      // The bytes are durable before the row that names them commits.
-      await blobs.put(body, sha256);
-      // One statement: the row is inserted only while the round is open, holding a share lock on the
-      // round until it commits. Uploads do not wait for each other; an aggregation claim (which
-      // updates the round) waits for them, so every update accepted with 201 is in the aggregation.
-      let inserted: number;
+      // Hashed, checked (shapes, dtypes, finiteness, backbone and features) and written while it arrives.
+      const received = await receiveUpdate(body, length, { dtypes: ['F32'], backboneSha256: federation.backboneSha256, featureKey: federation.featureKey, channels: federation.channels, codeDim: federation.codeDim, k: federation.k }, blobs);
       try {
-        inserted = await prisma.$executeRaw`
-          INSERT INTO "Update" ("id", "roundId", "participantId", "samples", "sha256", "size", "metrics", "receivedAt")
-          SELECT ${randomUUID()}, r."id", ${participantId}, ${samples}, ${sha256}, ${body.byteLength}, ${metrics === undefined ? null : JSON.stringify(metrics)}::jsonb, now()
-          FROM "Round" r WHERE r."id" = ${round.id} AND r."state" = 'open'
-          FOR SHARE`;
-      } catch (err) {
-        // A concurrent retry of the same upload won the unique (round, participant) key: answer as a duplicate.
-        if (/23505|unique/i.test(`${(err as { meta?: { code?: string } }).meta?.code ?? ''} ${(err as Error).message}`)) return service.submit(federationId, participantId, number, body, samples, metrics);
-        throw err;
+        return await accept(federation, round, participantId, received, samples, metrics);
+      } finally {
+        await received.blob.abort(); // (nothing left to drop once committed)
       }
-      if (inserted === 0) throw new ConflictError(`round ${number} closed while the update was uploading`, 'round-not-open');
-      // Counted after the commit, so of two concurrent final uploads at least the later one sees the
-      // round full; the guarded claim lets only one of them aggregate.
-      const count = await prisma.update.count({ where: { roundId: round.id } });
-      // The upload is answered at once; the aggregation runs after it (participants poll join).
-      if (count >= federation.maxParticipants) service.aggregateInBackground(round.id);
-      return { accepted: true, duplicate: false, round: number, count };
     },
 
     /** Starts the aggregation of a round without waiting for it; {@link idle} waits for all started. */

@@ -18,6 +18,8 @@ export interface BlobStore {
    * `knownSha256` skips hashing again when the caller has just computed it (the model worker).
    */
   put(bytes: Uint8Array, knownSha256?: string): Promise<string>;
+  /** A blob whose bytes arrive in pieces (an upload); see BlobWrite. */
+  begin(): BlobWrite;
   /** The bytes of a blob; BlobMissingError when there is none. */
   get(sha256: string): Promise<Uint8Array>;
   has(sha256: string): Promise<boolean>;
@@ -26,6 +28,19 @@ export interface BlobStore {
   listOlderThan(before: Date): Promise<string[]>;
   /** Number and total size of the stored blobs. */
   usage(): Promise<{ blobs: number; bytes: number }>;
+}
+
+/**
+ * A blob being written as its bytes arrive: `write` the pieces in order, then `commit` with their
+ * sha256 and all the bytes (durable when it resolves), or `abort`. The file store writes each piece to
+ * a temporary file at once, so only fsync and rename are left at the end; the Postgres store inserts
+ * the row at commit (a row is one statement), from the bytes the receiver holds anyway.
+ */
+export interface BlobWrite {
+  write(piece: Uint8Array): Promise<void>;
+  commit(sha256: string, bytes: Uint8Array): Promise<void>;
+  /** Drops what was written; safe to call after commit (it then does nothing) and more than once. */
+  abort(): Promise<void>;
 }
 
 /** A row names a blob the store does not have (deleted by hand, or a store that was lost). */

@@ -1,10 +1,11 @@
-// Blobs as files: <dir>/<first two hex digits>/<sha256>. Writes go to <dir>/tmp, are fsynced, renamed
-// into place and the folder is fsynced, so a blob is either complete under its name or absent.
+// Blobs as files: <dir>/<first two hex digits>/<sha256>. Writes go to <dir>/tmp (an upload's as its bytes
+// arrive), are fsynced, renamed into place and the folder is fsynced, so a blob is either complete under
+// its name or absent.
 
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { BlobMissingError, checkBlobName, sha256Of, type BlobStore } from './blob-store.js';
+import { BlobMissingError, checkBlobName, sha256Of, type BlobStore, type BlobWrite } from './blob-store.js';
 
 export async function openFileBlobStore(dir: string): Promise<BlobStore> {
   const tmp = join(dir, 'tmp');
@@ -25,36 +26,65 @@ export async function openFileBlobStore(dir: string): Promise<BlobStore> {
     }
   }
 
+  function begin(): BlobWrite {
+    const temporary = join(tmp, `upload.${randomBytes(8).toString('hex')}`);
+    let handle: FileHandle | undefined;
+    let written = 0;
+    let done = false;
+    const close = async () => {
+      const open = handle;
+      handle = undefined;
+      await open?.close();
+    };
+    return {
+      async write(piece) {
+        handle ??= await open(temporary, 'wx', 0o600);
+        await handle.write(piece, 0, piece.byteLength, written);
+        written += piece.byteLength;
+      },
+      async commit(sha256, bytes) {
+        const target = pathOf(sha256);
+        if (written !== bytes.byteLength) throw new Error(`blob ${sha256.slice(0, 12)}...: ${written} bytes written, ${bytes.byteLength} committed`);
+        const existing = await stat(target).catch(() => undefined);
+        if (existing?.size === bytes.byteLength) {
+          // Stored already: fresh again, so garbage collection's grace period protects it until its row commits.
+          const now = new Date();
+          await utimes(target, now, now);
+          await close();
+          await rm(temporary, { force: true });
+        } else {
+          handle ??= await open(temporary, 'wx', 0o600);
+          await handle.sync();
+          await close();
+          const folder = join(dir, sha256.slice(0, 2));
+          await mkdir(folder, { recursive: true });
+          await rename(temporary, target);
+          await syncFolder(folder);
+        }
+        done = true;
+      },
+      async abort() {
+        await close();
+        if (!done) await rm(temporary, { force: true });
+        done = true;
+      },
+    };
+  }
+
   return {
     kind: 'file',
     async put(bytes, knownSha256) {
       const sha256 = knownSha256 ?? sha256Of(bytes);
-      const target = pathOf(sha256);
+      const write = begin();
       try {
-        const existing = await stat(target);
-        if (existing.size === bytes.byteLength) {
-          // Fresh again, so garbage collection's grace period protects it until its row commits.
-          const now = new Date();
-          await utimes(target, now, now);
-          return sha256;
-        }
-      } catch {
-        // absent: write it
-      }
-      const temporary = join(tmp, `${sha256}.${randomBytes(6).toString('hex')}`);
-      const handle = await open(temporary, 'wx', 0o600);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
+        await write.write(bytes);
+        await write.commit(sha256, bytes);
       } finally {
-        await handle.close();
+        await write.abort();
       }
-      const folder = join(dir, sha256.slice(0, 2));
-      await mkdir(folder, { recursive: true });
-      await rename(temporary, target);
-      await syncFolder(folder);
       return sha256;
     },
+    begin,
     async get(sha256) {
       try {
         const bytes = await readFile(pathOf(sha256));

@@ -14,13 +14,18 @@ import { BlobMissingError, checkBlobName, sha256Of, type BlobStore } from './blo
 
 /** `sql` runs the plain statements; `pool` (the one behind `sql`) lends a connection for each COPY read. */
 export function postgresBlobStore(sql: SqlExecutor, pool: Pool): BlobStore {
+  const insert = async (sha256: string, bytes: Uint8Array) => {
+    await sql.query('INSERT INTO "Blob" ("sha256", "size", "bytes") VALUES ($1, $2, $3) ON CONFLICT ("sha256") DO NOTHING', [sha256, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+  };
   return {
     kind: 'postgres',
     async put(bytes, knownSha256) {
       const sha256 = knownSha256 ?? sha256Of(bytes);
-      await sql.query('INSERT INTO "Blob" ("sha256", "size", "bytes") VALUES ($1, $2, $3) ON CONFLICT ("sha256") DO NOTHING', [sha256, bytes.byteLength, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)]);
+      await insert(sha256, bytes);
       return sha256;
     },
+    // The row is one INSERT at commit; the pieces are in the caller's buffer meanwhile.
+    begin: () => ({ write: async () => undefined, commit: insert, abort: async () => undefined }),
     async get(sha256) {
       checkBlobName(sha256);
       const client = await pool.connect();
