@@ -3,7 +3,7 @@
 // on Postgres and on PGlite; (2) aggregation time and peak RSS for 10, 100 and 1000 updates in a
 // round; (3) POST /segment latency against the backbone + head compute alone (server overhead).
 // Usage: node --expose-gc bench/server/run.mjs [--concurrency 8] [--uploads 64] [--aggregate 10,100,1000]
-//        [--aggregate-pglite 10,100] [--databases pglite,postgres] [--parts uploads,aggregate,segment] [--profile DIR]
+//        [--aggregate-pglite 10,100] [--databases pglite,postgres,postgres-file] [--parts uploads,aggregate,segment] [--profile DIR]
 
 import { parseArgs } from 'node:util';
 import { mkdir, mkdtemp, open, rename, rm, readFile, writeFile } from 'node:fs/promises';
@@ -59,9 +59,11 @@ async function openBenchDatabase(kind) {
   await admin.query(`CREATE SCHEMA "${schema}"`);
   const url = new URL(base);
   url.searchParams.set('schema', schema);
-  const db = await openDatabase({ databaseUrl: url.toString() });
+  // postgres-file: Postgres for the rows, the file blob store for the weights (one server).
+  const blobDir = kind === 'postgres-file' ? await mkdtemp(join(tmpdir(), 'fuss-bench-blobs-')) : undefined;
+  const db = await openDatabase({ databaseUrl: url.toString(), ...(blobDir ? { blobStore: 'file', blobDir } : {}) });
   db.url = url.toString();
-  return { db, dispose: async () => { await db.close(); await admin.query(`DROP SCHEMA "${schema}" CASCADE`); await admin.end(); } };
+  return { db, dispose: async () => { await db.close(); await admin.query(`DROP SCHEMA "${schema}" CASCADE`); await admin.end(); if (blobDir) await rm(blobDir, { recursive: true, force: true }); } };
 }
 
 async function createFederation(base, maxParticipants, participants) {
@@ -159,7 +161,8 @@ for (const kind of values.databases.split(',')) {
   }
 
   // (2) Aggregation of n updates, stored directly (the HTTP path is measured above).
-  const sizes = !parts.includes('aggregate') ? [] : (kind === 'pglite' ? values['aggregate-pglite'] : values.aggregate).split(',').map(Number);
+  // (postgres-file: uploads only; the aggregation child reads blobs from Postgres.)
+  const sizes = !parts.includes('aggregate') || kind === 'postgres-file' ? [] : (kind === 'pglite' ? values['aggregate-pglite'] : values.aggregate).split(',').map(Number);
   for (const n of sizes) {
     const { id: fid } = await createFederation(base, n + 1, 0);
     const round = await db.prisma.round.findFirstOrThrow({ where: { federationId: fid, number: 1 } });
@@ -174,7 +177,7 @@ for (const kind of values.databases.split(',')) {
       await db.prisma.update.createMany({ data: batch });
     }
     let measured;
-    if (kind === 'postgres') {
+    if (kind.startsWith('postgres')) {
       // In a process of its own, so the peak RSS is the aggregation's alone.
       const { execFileSync } = await import('node:child_process');
       const output = execFileSync(process.execPath, [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), '--expose-gc', join(import.meta.dirname, 'aggregate-round.mjs'), db.url, round.id], { encoding: 'utf8', maxBuffer: 1 << 20 });

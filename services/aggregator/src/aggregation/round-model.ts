@@ -82,9 +82,12 @@ export async function computeRoundModel(
     serverState: decodeServerState(previousState, spec),
   });
   const result = await runAggregationAsync(steps, async (index): Promise<ClientUpdate> => {
-    const update = decodeModel(await load(index), expect, 'update');
+    // Views into the bytes (no copy): they are this update's own and are read once.
+    const update = decodeModel(await load(index), expect, 'update', { copy: false });
     const entry = spec.updates[index];
-    return { clientId: entry.clientId, head: update.head, centroids: update.centroids, samples: entry.samples, backboneSha256: update.backbone.sha256, featureKey: update.backbone.featureKey };
+    // The centroids are kept for the whole round (FedCC pools them): a copy of their own, so they do not
+    // hold the update's bytes alive.
+    return { clientId: entry.clientId, head: update.head, centroids: update.centroids.slice(), samples: entry.samples, backboneSha256: update.backbone.sha256, featureKey: update.backbone.featureKey };
   });
   const bytes = encodeModel({
     head: result.head, centroids: result.centroids, channels: spec.channels, codeDim: spec.codeDim, k: spec.k, backbone: spec.backbone,

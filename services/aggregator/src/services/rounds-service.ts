@@ -375,6 +375,25 @@ export function createRoundsService(deps: RoundsDependencies) {
   }
 
   /** The new global model of a round, computed by the model computer from the stored bytes. */
+  /**
+   * `read(index)` that starts reading update index + 1 when index is asked for, so the store's read of
+   * the next update overlaps the work on this one (memory holds two updates, whatever their number).
+   */
+  function readingAhead(count: number, read: (index: number) => Promise<Uint8Array>): (index: number) => Promise<Uint8Array> {
+    let ahead: { index: number; bytes: Promise<Uint8Array> } | undefined;
+    return (index) => {
+      const bytes = ahead?.index === index ? ahead.bytes : read(index);
+      ahead = undefined;
+      if (index + 1 < count) {
+        const next = read(index + 1);
+        // A read never asked for (the aggregation stopped early) must not become an unhandled rejection.
+        next.catch(() => undefined);
+        ahead = { index: index + 1, bytes: next };
+      }
+      return bytes;
+    };
+  }
+
   async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
     const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true, serverStateSha256: true } });
     const listing = canonicalOrder(
@@ -398,10 +417,10 @@ export function createRoundsService(deps: RoundsDependencies) {
         updates: listing.map((u) => ({ clientId: u.clientId, samples: u.samples })),
       },
       await blobs.get(base.sha256),
-      async (index) => {
+      readingAhead(listing.length, (index) => {
         checkLease();
         return blobs.get(listing[index].sha256);
-      },
+      }),
       federation.serverOptimizer !== 'none' && base.serverStateSha256 ? await blobs.get(base.serverStateSha256) : undefined,
     );
     // The aggregation's details name clients by id; the metrics say who they are.

@@ -46,4 +46,22 @@ describe('model file', () => {
     expect(() => decodeModel(encodeSafetensors({ ...tensors, centroids: { dims: [3, 4], data: new Float32Array(12) } }, metadata))).toThrow(/shape \[3,4\], expected \[4,3\]/);
     expect(() => decodeModel(encodeSafetensors(tensors, { ...metadata, format: 'other' }))).toThrow(/not a FUSS model/);
   });
+
+  it('gives views into the bytes with copy: false (aligned float32), copies otherwise, and checks values either way', () => {
+    const bytes = encodeModel(model());
+    const copied = decodeModel(bytes);
+    const viewed = decodeModel(bytes, {}, 'model', { copy: false });
+    expect(viewed.head.l2Weight.buffer).toBe(bytes.buffer);
+    expect(copied.head.l2Weight.buffer).not.toBe(bytes.buffer);
+    expect(Array.from(viewed.head.l2Weight)).toEqual(Array.from(copied.head.l2Weight));
+    expect(Array.from(viewed.centroids)).toEqual(Array.from(copied.centroids));
+    // Shifted by one byte in a larger buffer: not aligned, so copied.
+    const shifted = new Uint8Array(bytes.length + 1);
+    shifted.set(bytes, 1);
+    const unaligned = decodeModel(shifted.subarray(1), {}, 'model', { copy: false });
+    expect(unaligned.head.l2Weight.buffer).not.toBe(shifted.buffer);
+    expect(Array.from(unaligned.head.l2Weight)).toEqual(Array.from(copied.head.l2Weight));
+    new DataView(bytes.buffer).setFloat32(bytes.length - 4, Number.NEGATIVE_INFINITY, true);
+    expect(() => decodeModel(bytes, {}, 'model', { copy: false })).toThrow(/non-finite value \(-Infinity\)/);
+  });
 });

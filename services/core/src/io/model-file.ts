@@ -150,11 +150,14 @@ export function checkModelHeader(layout: SafetensorsLayout, expect: ModelExpecta
   return header;
 }
 
-/** Decodes and validates a model file: its header (checkModelHeader), then its values (finite). */
-export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model'): SegmentationModel {
+/**
+ * Decodes and validates a model file: its header (checkModelHeader), then its values (finite).
+ * `copy: false` lets the tensors be views into `bytes` (see readTensors).
+ */
+export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model', options: { copy?: boolean } = {}): SegmentationModel {
   const layout = parseSafetensorsHeader(bytes, bytes.length, what, { dtypes: expect.dtypes ?? ['F32', 'F16'] });
   const header = checkModelHeader(layout, expect, what);
-  const tensors = readTensors(bytes, layout, what);
+  const tensors = readTensors(bytes, layout, what, options);
   const head = Object.fromEntries(LAYERS.map(([key, name]) => [key, tensors[name].data])) as unknown as HeadParams;
   return { head, centroids: tensors.centroids.data, ...header };
 }

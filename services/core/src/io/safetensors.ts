@@ -198,25 +198,38 @@ export function checkFiniteValues(bytes: Uint8Array, layout: SafetensorsLayout, 
   }
   if (bad >= 0) {
     const view = new DataView(bytes.buffer, start);
-    const value = entry.dtype === 'F32' ? view.getFloat32(bad * 4, true) : Number.NaN;
-    const shown = entry.dtype === 'F32' ? String(value) : 'NaN or infinity';
-    throw new NonFiniteError(`${what}: tensor ${shownName(entry.name)} holds a non-finite value (${shown}) at index ${bad}`);
+    let value: number;
+    if (entry.dtype === 'F32') value = view.getFloat32(bad * 4, true);
+    else {
+      const bits = view.getUint16(bad * 2, true);
+      value = bits & 0x3ff ? Number.NaN : bits & 0x8000 ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+    }
+    throw new NonFiniteError(`${what}: tensor ${shownName(entry.name)} holds a non-finite value (${value}) at index ${bad}`);
   }
 }
 
-/** The tensors of a file whose header {@link parseSafetensorsHeader} has read, as float32, checked finite. */
-export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what = 'safetensors file'): Record<string, NamedTensor> {
+/**
+ * The tensors of a file whose header {@link parseSafetensorsHeader} has read, as float32, checked
+ * finite. They are copies (aligned, detached from `bytes`), unless `copy: false`: then float32 tensors
+ * that are 4-byte aligned in `bytes` are views into it, for a caller that owns the bytes and keeps
+ * them unchanged (the aggregation, which reads each stored update once).
+ */
+export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what = 'safetensors file', options: { copy?: boolean } = {}): Record<string, NamedTensor> {
   const { dataStart, entries } = layout;
   const tensors: Record<string, NamedTensor> = {};
   for (const e of entries) {
-    // Copy (Buffer.slice would be a view into a shared pool): aligned and detached from the input.
-    const raw = new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end));
+    const count = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
+    checkFiniteValues(bytes, layout, e, 0, count, what);
+    const offset = bytes.byteOffset + dataStart + e.begin;
     let data: Float32Array;
-    if (e.dtype === 'F32') data = new Float32Array(raw.buffer, 0, raw.length / 4);
-    else if (e.dtype === 'F16') data = float16ToFloat32(new Uint16Array(raw.buffer, 0, raw.length / 2));
-    else data = Float32Array.from(new Int32Array(raw.buffer, 0, raw.length / 4));
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new NonFiniteError(`${what}: tensor ${shownName(e.name)} holds a non-finite value (${data[i]}) at index ${i}`);
+    if (e.dtype === 'F32' && options.copy === false && offset % 4 === 0) {
+      data = new Float32Array(bytes.buffer, offset, count);
+    } else {
+      // Copy (Buffer.slice would be a view into a shared pool): aligned and detached from the input.
+      const raw = new Uint8Array(bytes.subarray(dataStart + e.begin, dataStart + e.end));
+      if (e.dtype === 'F32') data = new Float32Array(raw.buffer, 0, count);
+      else if (e.dtype === 'F16') data = float16ToFloat32(new Uint16Array(raw.buffer, 0, count));
+      else data = Float32Array.from(new Int32Array(raw.buffer, 0, count));
     }
     tensors[e.name] = { dims: e.shape, data };
   }
