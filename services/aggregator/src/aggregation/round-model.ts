@@ -80,6 +80,8 @@ export async function computeRoundModel(
     robust: parseRobustRule(spec.robust),
     serverOptimizer: parseServerOptimizer(spec.serverOptimizer),
     serverState: decodeServerState(previousState, spec),
+    // decodeModel below checks every value finite; the strategies' boundary check need not read them again.
+    valuesChecked: true,
   });
   const result = await runAggregationAsync(steps, async (index): Promise<ClientUpdate> => {
     // Views into the bytes (no copy): they are this update's own and are read once.

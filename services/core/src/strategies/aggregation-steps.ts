@@ -96,7 +96,7 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
     const update = yield index;
     if (update?.clientId !== entries[index].clientId) throw new ConfigError(`update ${index} should be client ${entries[index].clientId}'s, got ${String(update?.clientId)}`);
     expectation ??= { channels: ctx.channels, codeDim, k, backboneSha256: ctx.backboneSha256 ?? update.backboneSha256, featureKey: ctx.featureKey ?? update.featureKey };
-    validateUpdate({ ...update, samples: entries[index].samples }, expectation);
+    validateUpdate({ ...update, samples: entries[index].samples }, expectation, { valuesChecked: ctx.valuesChecked });
     return update;
   };
 

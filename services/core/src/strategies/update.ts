@@ -55,13 +55,13 @@ export function headParamLength(name: HeadParamName, channels: number, codeDim: 
 /**
  * Checks one update against the round's expectation, in this order: client id, backbone sha256 and
  * feature key (409), sample count, the length of every head tensor and of the centroids, then
- * finiteness of every value (400). This is the boundary check of DESIGN section 4; aggregation code
- * after it trusts shapes and values.
+ * finiteness of every value (400; skipped with `valuesChecked`, when the decoder has checked them).
+ * This is the boundary check of DESIGN section 4; aggregation code after it trusts shapes and values.
  *
  * @throws AggregationError naming the client and the problem
  * @throws ConfigError when the expectation itself is malformed (non-positive dims)
  */
-export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation): void {
+export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation, options: { valuesChecked?: boolean } = {}): void {
   checkExpectation(expected);
   const id = update.clientId;
   if (typeof id !== 'string' || id.length === 0) {
@@ -100,6 +100,7 @@ export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation
       throw new AggregationError('shape-mismatch', `${what} has ${values.length} values, expected ${shape} = ${length}`, id);
     }
   }
+  if (options.valuesChecked) return; // checked finite where they were read (decodeModel)
   for (const [what, values] of tensors) {
     const data = values as Float32Array;
     for (let i = 0; i < data.length; i++) {
