@@ -184,6 +184,25 @@ for (const [label, fresh] of databases) {
       });
     });
 
+    describe('a stored update that turned non-finite', () => {
+      it.each([['Infinity in the centroids', 1, Number.POSITIVE_INFINITY], ['NaN in a head tensor', -4, Number.NaN]] as const)('is refused by the aggregation (%s)', async (_, at, value) => {
+        const f = await setup({ maxParticipants: 3 });
+        await put(f.id, 1, f.as(0), update(52));
+        const round = await test.db.prisma.round.findFirstOrThrow({ where: { federationId: f.id, number: 1 } });
+        // Valid at upload, damaged in the blob store since (tensors are stored by name: the centroids
+        // first, head.l3.weight last). The aggregation's decoder does not look at values; its steps must.
+        const bytes = Buffer.from(update(52));
+        const header = 8 + Number(bytes.readBigUInt64LE(0));
+        bytes.writeFloatLE(value, at < 0 ? bytes.length + at : header + at * 4);
+        const damaged = await test.db.blobs.put(bytes);
+        await test.db.prisma.update.updateMany({ where: { roundId: round.id }, data: { sha256: damaged } });
+        expect(await app.rounds.aggregate(round.id)).toBe(false);
+        const after = await test.db.prisma.round.findUniqueOrThrow({ where: { id: round.id } });
+        expect(after.failureReason).toMatch(at < 0 ? /head\.l3Weight holds NaN/ : /centroids holds Infinity at index 1/);
+        expect(await test.db.prisma.globalModel.count({ where: { federationId: f.id } })).toBe(1);
+      });
+    });
+
     describe('an aggregation that keeps failing', () => {
       it('is retried after its lease, then the round fails and the next opens from the same model', async () => {
         const f = await setup({ maxParticipants: 3 });

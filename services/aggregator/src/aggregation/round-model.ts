@@ -80,12 +80,11 @@ export async function computeRoundModel(
     robust: parseRobustRule(spec.robust),
     serverOptimizer: parseServerOptimizer(spec.serverOptimizer),
     serverState: decodeServerState(previousState, spec),
-    // decodeModel below checks every value finite; the strategies' boundary check need not read them again.
-    valuesChecked: true,
   });
   const result = await runAggregationAsync(steps, async (index): Promise<ClientUpdate> => {
-    // Views into the bytes (no copy): they are this update's own and are read once.
-    const update = decodeModel(await load(index), expect, 'update', { copy: false });
+    // Views into the bytes (no copy): they are this update's own and are read once. Finiteness is the
+    // steps' boundary check (fused into their first pass, from the delta norms), not decoded twice.
+    const update = decodeModel(await load(index), expect, 'update', { copy: false, checkFinite: false });
     const entry = spec.updates[index];
     // The centroids are kept for the whole round (FedCC pools them): a copy of their own, so they do not
     // hold the update's bytes alive.

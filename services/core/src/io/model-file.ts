@@ -3,7 +3,7 @@
 
 import { ShapeError, FussError } from '../errors.js';
 import type { HeadParams } from '../engines/engine.js';
-import { encodeSafetensors, parseSafetensorsHeader, readTensors, SafetensorsError, shownName, type NamedTensor, type SafetensorsLayout } from './safetensors.js';
+import { encodeSafetensors, parseSafetensorsHeader, readTensors, SafetensorsError, shownName, type DecodeOptions, type NamedTensor, type SafetensorsLayout } from './safetensors.js';
 
 export const MODEL_FORMAT = 'fuss-segmentation-model';
 export const MODEL_FORMAT_VERSION = '1';
@@ -152,9 +152,10 @@ export function checkModelHeader(layout: SafetensorsLayout, expect: ModelExpecta
 
 /**
  * Decodes and validates a model file: its header (checkModelHeader), then its values (finite).
- * `copy: false` lets the tensors be views into `bytes` (see readTensors).
+ * `copy: false` lets the tensors be views into `bytes`; `checkFinite: false` leaves finiteness to the
+ * caller (see readTensors).
  */
-export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model', options: { copy?: boolean } = {}): SegmentationModel {
+export function decodeModel(bytes: Uint8Array, expect: ModelExpectations = {}, what = 'model', options: Pick<DecodeOptions, 'copy' | 'checkFinite'> = {}): SegmentationModel {
   const layout = parseSafetensorsHeader(bytes, bytes.length, what, { dtypes: expect.dtypes ?? ['F32', 'F16'] });
   const header = checkModelHeader(layout, expect, what);
   const tensors = readTensors(bytes, layout, what, options);

@@ -62,6 +62,25 @@ describe('safetensors', () => {
     });
   }
 
+  it('with copy: false gives aligned F32 tensors as views into the input, copies otherwise', () => {
+    const bytes = encodeSafetensors({ a: { dims: [2], data: new Float32Array([1, 2]) }, b: { dims: [3], data: new Float32Array([3, 4, 5]) } });
+    const viewed = decodeSafetensors(bytes, 'x', { copy: false });
+    expect(viewed.tensors.a.data.buffer).toBe(bytes.buffer);
+    expect(Array.from(viewed.tensors.b.data)).toEqual([3, 4, 5]);
+    expect(decodeSafetensors(bytes).tensors.a.data.buffer).not.toBe(bytes.buffer);
+    // The same file 2 bytes into a larger buffer: not 4-byte aligned there, so copied.
+    const shifted = new Uint8Array(bytes.length + 2);
+    shifted.set(bytes, 2);
+    const copied = decodeSafetensors(shifted.subarray(2), 'x', { copy: false });
+    expect(copied.tensors.b.data.buffer).not.toBe(shifted.buffer);
+    expect(Array.from(copied.tensors.b.data)).toEqual([3, 4, 5]);
+  });
+
+  it('checks finiteness with copy: false too, and not with checkFinite: false', () => {
+    expect(() => decodeSafetensors(fileFrom(ok, f32([1, NaN])), 'x', { copy: false })).toThrow(/tensor "t" holds a non-finite value \(NaN\) at index 1/);
+    expect(Number.isNaN(decodeSafetensors(fileFrom(ok, f32([1, NaN])), 'x', { checkFinite: false }).tensors.t.data[1])).toBe(true);
+  });
+
   it('rejects NaN and Infinity, naming the tensor', () => {
     expect(() => decodeSafetensors(fileFrom(ok, f32([1, NaN])))).toThrow(NonFiniteError);
     expect(() => decodeSafetensors(fileFrom(ok, f32([Infinity, 1])))).toThrow(/tensor "t" holds a non-finite value/);

@@ -5,6 +5,7 @@
 
 import { ShapeError, NonFiniteError, FussError } from '../errors.js';
 import { float16ToFloat32 } from './float16.js';
+import { indexOfNonFinite } from '../math/vectors.js';
 
 /** A malformed safetensors file. */
 export class SafetensorsError extends FussError {
@@ -67,6 +68,13 @@ export interface DecodeOptions {
   dtypes?: readonly string[];
   /** Longest header accepted, in bytes (default: 100 MiB). */
   maxHeaderBytes?: number;
+  /**
+   * false: F32 tensors whose bytes are 4-byte aligned in `bytes` come back as views into it, not copies
+   * (the caller owns `bytes` and must not change or reuse it while the tensors live). Default true.
+   */
+  copy?: boolean;
+  /** false: non-finite values are not looked for (the caller checks them itself). Default true. */
+  checkFinite?: boolean;
 }
 
 /** A tensor's place in a safetensors file; offsets are relative to the data section. */
@@ -169,15 +177,10 @@ export function checkFiniteValues(bytes: Uint8Array, layout: SafetensorsLayout, 
   const start = bytes.byteOffset + layout.dataStart + entry.begin;
   let bad = -1;
   if (entry.dtype === 'F32') {
-    // Exponent bits all set: NaN or an infinity. Read as integers, in place when aligned.
+    // In place: as floats when aligned, else by their exponent bits (all set: NaN or an infinity).
     if (start % 4 === 0) {
-      const words = new Uint32Array(bytes.buffer, start + from * 4, to - from);
-      for (let i = 0; i < words.length; i++) {
-        if ((words[i] & 0x7f800000) === 0x7f800000) {
-          bad = from + i;
-          break;
-        }
-      }
+      const found = indexOfNonFinite(new Float32Array(bytes.buffer, start + from * 4, to - from));
+      if (found >= 0) bad = from + found;
     } else {
       const view = new DataView(bytes.buffer, start);
       for (let i = from; i < to; i++) {
@@ -210,16 +213,16 @@ export function checkFiniteValues(bytes: Uint8Array, layout: SafetensorsLayout, 
 
 /**
  * The tensors of a file whose header {@link parseSafetensorsHeader} has read, as float32, checked
- * finite. They are copies (aligned, detached from `bytes`), unless `copy: false`: then float32 tensors
- * that are 4-byte aligned in `bytes` are views into it, for a caller that owns the bytes and keeps
- * them unchanged (the aggregation, which reads each stored update once).
+ * finite (unless `checkFinite: false`). They are copies (aligned, detached from `bytes`), unless
+ * `copy: false`: then float32 tensors that are 4-byte aligned in `bytes` are views into it, for a
+ * caller that owns the bytes and keeps them unchanged (the aggregation, which reads each update once).
  */
-export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what = 'safetensors file', options: { copy?: boolean } = {}): Record<string, NamedTensor> {
+export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what = 'safetensors file', options: Pick<DecodeOptions, 'copy' | 'checkFinite'> = {}): Record<string, NamedTensor> {
   const { dataStart, entries } = layout;
   const tensors: Record<string, NamedTensor> = {};
   for (const e of entries) {
     const count = (e.end - e.begin) / DTYPE_BYTES[e.dtype];
-    checkFiniteValues(bytes, layout, e, 0, count, what);
+    if (options.checkFinite !== false) checkFiniteValues(bytes, layout, e, 0, count, what);
     const offset = bytes.byteOffset + dataStart + e.begin;
     let data: Float32Array;
     if (e.dtype === 'F32' && options.copy === false && offset % 4 === 0) {
@@ -239,5 +242,5 @@ export function readTensors(bytes: Uint8Array, layout: SafetensorsLayout, what =
 /** Parses and validates a safetensors file; all tensors come back as float32. */
 export function decodeSafetensors(bytes: Uint8Array, what = 'safetensors file', options: DecodeOptions = {}): SafetensorsFile {
   const layout = parseSafetensorsHeader(bytes, bytes.length, what, options);
-  return { tensors: readTensors(bytes, layout, what), metadata: layout.metadata };
+  return { tensors: readTensors(bytes, layout, what, options), metadata: layout.metadata };
 }

@@ -14,3 +14,17 @@ export function normalizeRows(matrix: Float32Array, rows: number, dim: number): 
   }
   return out;
 }
+
+/**
+ * Index of the first NaN or ±Infinity in `values`, or -1 when every value is finite. The common case
+ * (all finite) is one branch-free pass: `x * 0` is ±0 for finite x and NaN otherwise, so the sum stays
+ * 0 exactly when nothing is non-finite; only then is the index searched for.
+ */
+export function indexOfNonFinite(values: Float32Array): number {
+  const n = values.length;
+  let probe = 0;
+  for (let i = 0; i < n; i++) probe += values[i] * 0;
+  if (probe === 0) return -1;
+  for (let i = 0; i < n; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}

@@ -18,7 +18,7 @@ import {
 } from './robust.js';
 import { applyServerOptimizer, formatServerOptimizer, type ServerOptimizerState } from './server-optimizer.js';
 import type { AggregationContext, AggregationResult, CentroidMerger } from './strategy.js';
-import { headParamLength, validateUpdate, type ClientUpdate } from './update.js';
+import { checkUpdateFinite, headParamLength, validateUpdate, type ClientUpdate } from './update.js';
 import { WeightedSumAccumulator } from './weighted-mean.js';
 import { clientWeights } from './weights.js';
 
@@ -92,15 +92,17 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
   const weights = clientWeights(counted, modules.weighted);
   let expectation: Parameters<typeof validateUpdate>[1] | undefined;
 
-  const load = function* (index: number): Generator<number, ClientUpdate, ClientUpdate> {
+  // `finite: false`: the caller checks finiteness itself (pass 1, from the delta norms).
+  const load = function* (index: number, finite = true): Generator<number, ClientUpdate, ClientUpdate> {
     const update = yield index;
     if (update?.clientId !== entries[index].clientId) throw new ConfigError(`update ${index} should be client ${entries[index].clientId}'s, got ${String(update?.clientId)}`);
     expectation ??= { channels: ctx.channels, codeDim, k, backboneSha256: ctx.backboneSha256 ?? update.backboneSha256, featureKey: ctx.featureKey ?? update.featureKey };
-    validateUpdate({ ...update, samples: entries[index].samples }, expectation, { valuesChecked: ctx.valuesChecked });
+    validateUpdate({ ...update, samples: entries[index].samples }, expectation, { finite });
     return update;
   };
 
-  // Pass 1: every update once. Head sums are kept unless the rule needs every head at once.
+  // Pass 1: every update once. Head sums are kept unless the rule needs every head at once; they are
+  // summed in the same loop that measures the head's delta (one read of each update).
   const keepsAll = rule.kind === 'trimmed-mean' || rule.kind === 'median' || rule.kind === 'krum';
   const headNorms: number[] = [];
   const centroidNorms: number[] = [];
@@ -108,12 +110,18 @@ export function* aggregationSteps(entries: readonly RoundEntry[], ctx: Aggregati
   const heads: HeadParams[] = [];
   let sums = modules.head && !keepsAll ? headAccumulator(ctx) : undefined;
   for (let i = 0; i < n; i++) {
-    const update = yield* load(i);
-    headNorms.push(Math.sqrt(headDistance(update.head, previous.head)));
-    centroidNorms.push(Math.sqrt(squaredDistance(update.centroids, previous.centroids)));
+    const update = yield* load(i, false);
+    const headSquared = sums ? sums.addWithSquaredDistance(update.head, weights[i], previous.head) : headDistance(update.head, previous.head);
+    const centroidSquared = squaredDistance(update.centroids, previous.centroids);
+    // Finiteness of the update, from the squared deltas: squares of float32 differences summed in
+    // float64 cannot overflow, so with a finite previous model they are finite exactly when every value
+    // is. Otherwise the full check names the first bad value, as validateUpdate would have (the sums it
+    // reached are thrown away with the round).
+    if (!Number.isFinite(headSquared + centroidSquared)) checkUpdateFinite(update);
+    headNorms.push(Math.sqrt(headSquared));
+    centroidNorms.push(Math.sqrt(centroidSquared));
     centroids.push(update.centroids);
     if (keepsAll) heads.push(update.head);
-    sums?.add(update.head, weights[i]);
   }
 
   const robust: Record<string, unknown> = {

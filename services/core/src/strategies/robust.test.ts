@@ -146,6 +146,24 @@ describe('robust rounds', () => {
     expect(() => createStrategy('fedavg').aggregate([...updates.slice(0, 4), poisoned], context('clip'))).toThrow(/non-finite|NaN/);
   });
 
+  it('refuses every non-finite value under every rule, naming the client, tensor and first bad index', () => {
+    const cases = [['l2Weight', 3, Number.NaN], ['l1Bias', 0, Number.POSITIVE_INFINITY], ['centroids', 5, Number.NEGATIVE_INFINITY]] as const;
+    for (const rule of ['none', 'clip', 'median', 'krum']) {
+      for (const head of [true, false]) {
+        for (const [tensor, index, value] of cases) {
+          const poisoned = honest(4);
+          (tensor === 'centroids' ? poisoned.centroids : poisoned.head[tensor])[index] = value;
+          // A second, later bad value: the first one is named.
+          poisoned.centroids[K * shape.codeDim - 1] = Number.NaN;
+          const what = tensor === 'centroids' ? 'centroids' : `head.${tensor}`;
+          const run = () => createStrategy('fedcc-kmeans').aggregate([...updates.slice(0, 4), poisoned], context(rule, { modules: { head, centroids: true, weighted: true } }));
+          expect(run, `${rule} ${head} ${tensor}`).toThrow(new RegExp(`: ${what.replace('.', '\\.')} holds ${value} at index ${index}$`));
+          expect(() => run(), rule).toThrow(expect.objectContaining({ problem: 'non-finite', clientId: 'client-4', status: 400 }));
+        }
+      }
+    }
+  });
+
   it('gives the same result driven from storage, reading updates once unless a clip applies', async () => {
     for (const [rule, list, reads] of [['clip', updates, 5], ['clip', attacked, 10], ['none', attacked, 5], ['median', attacked, 5]] as const) {
       const strategy = createStrategy('fedcc-kmeans');

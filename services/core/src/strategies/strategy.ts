@@ -46,11 +46,6 @@ export interface AggregationContext {
   serverOptimizer?: ServerOptimizer;
   /** The optimiser's state after the previous round (undefined in the first round). */
   serverState?: ServerOptimizerState;
-  /**
-   * Every update's values were checked finite where it was read (decodeModel does): the boundary check
-   * then skips that pass over the values (shapes, backbone and samples are still checked).
-   */
-  valuesChecked?: boolean;
 }
 
 /** The next global model and how it was made. */

@@ -77,15 +77,6 @@ describe('validateUpdate', () => {
     expect(error.message).toContain(`${where === 'centroids' ? 'centroids' : `head.${where}`} holds ${value} at index 1`);
   });
 
-  it('skips only the values with valuesChecked (the decoder has read them): shapes are still checked', () => {
-    const update = makeUpdate('d');
-    update.head.l3Weight[1] = NaN;
-    expect(() => validateUpdate(update, EXPECTED, { valuesChecked: true })).not.toThrow();
-    const short = makeUpdate('d');
-    short.centroids = new Float32Array(5);
-    expect(aggregationError(() => validateUpdate(short, EXPECTED, { valuesChecked: true })).problem).toBe('shape-mismatch');
-  });
-
   it.each([0, -3, 1.5, NaN, Infinity])('rejects the sample count %s (400)', (samples) => {
     const error = aggregationError(() => validateUpdate(makeUpdate('e', samples), EXPECTED));
     expect([error.problem, error.status, error.clientId]).toEqual(['bad-sample-count', 400, 'e']);

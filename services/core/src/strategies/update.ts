@@ -3,6 +3,7 @@
 
 import { HEAD_PARAM_NAMES, type HeadParamName, type HeadParams } from '../engines/engine.js';
 import { ConfigError } from '../errors.js';
+import { indexOfNonFinite } from '../math/vectors.js';
 import { AggregationError } from './aggregation-error.js';
 
 /** One participant's contribution to a round. */
@@ -55,13 +56,15 @@ export function headParamLength(name: HeadParamName, channels: number, codeDim: 
 /**
  * Checks one update against the round's expectation, in this order: client id, backbone sha256 and
  * feature key (409), sample count, the length of every head tensor and of the centroids, then
- * finiteness of every value (400; skipped with `valuesChecked`, when the decoder has checked them).
- * This is the boundary check of DESIGN section 4; aggregation code after it trusts shapes and values.
+ * finiteness of every value (400). This is the boundary check of DESIGN section 4; aggregation code
+ * after it trusts shapes and values. With `finite: false` the finiteness of values is left to the
+ * caller, who must run {@link checkUpdateFinite} before using them (aggregation-steps.ts does so when
+ * the delta norms it computes anyway come out non-finite, saving a pass over every update).
  *
  * @throws AggregationError naming the client and the problem
  * @throws ConfigError when the expectation itself is malformed (non-positive dims)
  */
-export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation, options: { valuesChecked?: boolean } = {}): void {
+export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation, options: { finite?: boolean } = {}): void {
   checkExpectation(expected);
   const id = update.clientId;
   if (typeof id !== 'string' || id.length === 0) {
@@ -100,12 +103,21 @@ export function validateUpdate(update: ClientUpdate, expected: UpdateExpectation
       throw new AggregationError('shape-mismatch', `${what} has ${values.length} values, expected ${shape} = ${length}`, id);
     }
   }
-  if (options.valuesChecked) return; // checked finite where they were read (decodeModel)
-  for (const [what, values] of tensors) {
-    const data = values as Float32Array;
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new AggregationError('non-finite', `${what} holds ${data[i]} at index ${i}`, id);
-    }
+  if (options.finite !== false) checkUpdateFinite(update);
+}
+
+/**
+ * The finiteness part of {@link validateUpdate}: every head tensor (`HEAD_PARAM_NAMES` order), then
+ * the centroids. Shapes must have been checked.
+ *
+ * @throws AggregationError `non-finite` naming the client, the tensor and the first bad index
+ */
+export function checkUpdateFinite(update: ClientUpdate): void {
+  const tensors: [string, Float32Array][] = HEAD_PARAM_NAMES.map((name) => [`head.${name}`, update.head[name]]);
+  tensors.push(['centroids', update.centroids]);
+  for (const [what, data] of tensors) {
+    const i = indexOfNonFinite(data);
+    if (i >= 0) throw new AggregationError('non-finite', `${what} holds ${data[i]} at index ${i}`, update.clientId);
   }
 }
 

@@ -4,6 +4,7 @@ import { HEAD_PARAM_NAMES, type HeadParams } from '../engines/engine.js';
 import { ConfigError, ShapeError } from '../errors.js';
 import { createRng, shuffled } from '../math/rng.js';
 import { EXACT, FLOAT32_TOLERANCE, expectClose } from '../test-support/expect-close.js';
+import { squaredDistance } from './robust.js';
 import { WeightedSumAccumulator, weightedMean, weightedMeanHead } from './weighted-mean.js';
 
 // Fixed so CI is reproducible; fast-check prints the seed and path of any failure.
@@ -142,6 +143,42 @@ describe('WeightedSumAccumulator', () => {
       ),
       EXACT,
     );
+  });
+
+  it('addWithSquaredDistance sums like add and measures like squaredDistance, bit for bit (property)', () => {
+    const bits = (values: Float32Array) => Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
+    fc.assert(
+      fc.property(fc.integer(), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 0, max: 40 }), (seed, n, length) => {
+        const { arrays, weights } = randomCase(seed, n, length);
+        const other = randomCase(seed + 7, n, 3).arrays;
+        const reference = { a: randomCase(seed + 11, 1, length).arrays[0], b: randomCase(seed + 13, 1, 3).arrays[0] };
+        const fused = new WeightedSumAccumulator({ a: length, b: 3 });
+        const plain = new WeightedSumAccumulator({ a: length, b: 3 });
+        arrays.forEach((a, i) => {
+          const distance = fused.addWithSquaredDistance({ a, b: other[i] }, weights[i], reference);
+          plain.add({ a, b: other[i] }, weights[i]);
+          let expected = 0;
+          expected += squaredDistance(a, reference.a);
+          expected += squaredDistance(other[i], reference.b);
+          expect(Object.is(distance, expected)).toBe(true);
+        });
+        expect(bits(fused.result().a)).toEqual(bits(plain.result().a));
+        expect(bits(fused.result().b)).toEqual(bits(plain.result().b));
+        expect([fused.count, fused.totalWeight]).toEqual([plain.count, plain.totalWeight]);
+      }),
+      { seed: FC_SEED, numRuns: 200 },
+    );
+  });
+
+  it('addWithSquaredDistance refuses a wrong length of values or reference, adding nothing', () => {
+    const accumulator = new WeightedSumAccumulator({ a: 2 });
+    const two = new Float32Array([1, 2]);
+    expect(() => accumulator.addWithSquaredDistance({ a: two }, 1, { a: new Float32Array(1) })).toThrow(ShapeError);
+    expect(() => accumulator.addWithSquaredDistance({ a: new Float32Array(3) }, 1, { a: two })).toThrow(ShapeError);
+    expect(() => accumulator.addWithSquaredDistance({ a: two }, -1, { a: two })).toThrow(ConfigError);
+    expect(accumulator.count).toBe(0);
+    expect(accumulator.addWithSquaredDistance({ a: new Float32Array([4, 6]) }, 2, { a: two })).toBe(9 + 16);
+    expectClose(accumulator.result().a, [4, 6], EXACT);
   });
 
   it('rejects a wrong length (adding nothing), a bad weight, and an empty result', () => {

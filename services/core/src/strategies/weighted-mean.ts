@@ -122,6 +122,31 @@ export class WeightedSumAccumulator<K extends string = string> {
   }
 
   /**
+   * {@link add}, and in the same pass over each tensor its squared distance from `reference[name]`
+   * (float64, as robust.ts `squaredDistance`); returns the sum of those over the names in the order of
+   * `lengths` (as `Σ_name squaredDistance(values[name], reference[name])` gives it, bit for bit). One
+   * read of the values instead of two: a round's head deltas and sums come from one streaming pass.
+   *
+   * @throws ShapeError when a tensor of `values` or `reference` is missing or has the wrong length (nothing is added then)
+   * @throws ConfigError when the weight is negative or non-finite
+   */
+  addWithSquaredDistance(values: Readonly<Record<K, Float32Array>>, weight: number, reference: Readonly<Record<K, Float32Array>>): number {
+    const w = checkWeight(weight, this.added);
+    for (const name of this.names) {
+      for (const array of [values[name], reference[name]]) {
+        if (!(array instanceof Float32Array) || array.length !== this.sums[name].length) {
+          throw new ShapeError(`${name} must be a Float32Array of ${this.sums[name].length} values, got ${array?.length ?? 'none'}`);
+        }
+      }
+    }
+    let distance = 0;
+    for (const name of this.names) distance += addScaledIntoWithDistance(this.sums[name], values[name], w, reference[name]);
+    this.total += w;
+    this.added++;
+    return distance;
+  }
+
+  /**
    * The weighted means so far, as new Float32Arrays. The accumulator stays usable.
    *
    * @throws ConfigError when nothing (or only zero weight) was added
@@ -140,7 +165,21 @@ function checkWeight(weight: number, index: number): number {
 
 /** `sums += w * values`, float64. */
 function addScaledInto(sums: Float64Array, values: Float32Array, w: number): void {
-  for (let j = 0; j < sums.length; j++) sums[j] += w * values[j];
+  const n = sums.length;
+  for (let j = 0; j < n; j++) sums[j] += w * values[j];
+}
+
+/** {@link addScaledInto} and `Σ (values - reference)²` (float64, robust.ts squaredDistance's arithmetic) in one loop. */
+function addScaledIntoWithDistance(sums: Float64Array, values: Float32Array, w: number, reference: Float32Array): number {
+  const n = sums.length;
+  let squared = 0;
+  for (let j = 0; j < n; j++) {
+    const x = values[j];
+    const d = x - reference[j];
+    squared += d * d;
+    sums[j] += w * x;
+  }
+  return squared;
 }
 
 function normalise(sums: Float64Array, total: number): Float32Array {
