@@ -1,6 +1,7 @@
 // Model computations off the event loop: one worker thread runs the jobs of round-model.ts one at a
 // time (aggregations of several federations queue). The worker asks for each update's bytes when it
-// needs them, so the main thread reads one blob at a time and transfers it without a copy. `inline`
+// needs them, so the main thread reads one blob at a time (and the next one ahead, rounds-service.ts) and
+// transfers it without a copy. `inline`
 // runs the same functions on the calling thread (unit tests of the rounds service use it).
 
 import { Worker } from 'node:worker_threads';
@@ -56,10 +57,6 @@ function workerFile(): { file: URL; workerData: unknown; execArgv?: string[] } {
  * arrive, on the event loop: services/update-receiver.ts.)
  */
 export function threadModelComputer(log: (line: string) => void = () => undefined): ModelComputer {
-  return workerLane(log);
-}
-
-function workerLane(log: (line: string) => void): ModelComputer {
   let worker: Worker | undefined;
   let nextId = 1;
   const pending = new Map<number, Pending>();
@@ -73,7 +70,8 @@ function workerLane(log: (line: string) => void): ModelComputer {
       const job = pending.get(message.id);
       if (!job) return;
       if (message.kind === 'load') {
-        job.load!(message.index).then(
+        // Through a promise, so a loader that throws (a lost lease) rejects instead of escaping this handler.
+        Promise.resolve().then(() => job.load!(message.index)).then(
           (bytes) => {
             const own = ownBuffer(bytes);
             started.postMessage({ kind: 'bytes', id: message.id, index: message.index, bytes: own } satisfies ToWorker, [own.buffer as ArrayBuffer]);

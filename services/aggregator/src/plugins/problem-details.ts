@@ -30,10 +30,10 @@ export function capText(text: string, max = MAX_DETAIL_CHARS): string {
 export function containsNul(value: unknown): boolean {
   if (typeof value === 'string') return value.includes('\u0000');
   if (Array.isArray(value)) return value.some(containsNul);
-  if (value !== null && typeof value === 'object' && [Object.prototype, null].includes(Object.getPrototypeOf(value))) {
-    return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
-  }
-  return false;
+  if (value === null || typeof value !== 'object') return false;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  return Object.entries(value).some(([key, v]) => key.includes('\u0000') || containsNul(v));
 }
 
 /** Whether the request's body may still be (partly) on the wire. */

@@ -13,11 +13,6 @@ import { problemResponses } from '../schemas/common.js';
 
 const security = [{ bearer: [] }];
 
-/** The raw body stream the octet-stream parser hands on (a JSON or multipart body is parsed to something else). */
-function isReadable(body: unknown): body is Readable {
-  return body instanceof Readable;
-}
-
 /**
  * Update bytes being received at once: each upload reserves its declared length before its body is
  * read, and gives it back when its response ends, so concurrent uploads cannot exhaust memory.
@@ -91,8 +86,9 @@ export async function roundRoutes(app: FastifyInstance, opts: { rounds: RoundsSe
     },
     handler: async (request, reply) => {
       const caller = participantCaller(request);
+      // The raw stream the octet-stream parser hands on; a JSON or multipart body was parsed to something else.
       const body = request.body as unknown;
-      if (!isReadable(body)) throw new FussError('the body must be a safetensors file sent as application/octet-stream', { status: 415, type: 'unsupported-media-type' });
+      if (!(body instanceof Readable)) throw new FussError('the body must be a safetensors file sent as application/octet-stream', { status: 415, type: 'unsupported-media-type' });
       let metrics: unknown;
       if (request.query.metrics !== undefined) {
         try {

@@ -221,7 +221,7 @@ export function createRoundsService(deps: RoundsDependencies) {
      * they arrive). Returns whether it was stored now or had been accepted before (same bytes:
      * idempotent retry). Triggers aggregation when the round is full.
      */
-    async submit(federationId: string, participantId: string, number: number, body: AsyncIterable<Uint8Array> | Uint8Array, length: number, samples: number, metrics: unknown): Promise<SubmitAnswer> {
+    async submit(federationId: string, participantId: string, number: number, body: AsyncIterable<Uint8Array>, length: number, samples: number, metrics: unknown): Promise<SubmitAnswer> {
       const federation = await federationOf(federationId);
       const round = await prisma.round.findUnique({ where: { federationId_number: { federationId, number } } });
       if (!round) throw new NotFoundError(`federation ${federationId} has no round ${number}`);
@@ -374,7 +374,6 @@ export function createRoundsService(deps: RoundsDependencies) {
     return scores;
   }
 
-  /** The new global model of a round, computed by the model computer from the stored bytes. */
   /**
    * `read(index)` that starts reading update index + 1 when index is asked for, so the store's read of
    * the next update overlaps the work on this one (memory holds two updates, whatever their number).
@@ -394,6 +393,7 @@ export function createRoundsService(deps: RoundsDependencies) {
     };
   }
 
+  /** The new global model of a round, computed by the model computer from the stored bytes. */
   async function computeAggregate(federation: Federation, round: Round, version: number, checkLease: () => void) {
     const base = await prisma.globalModel.findUniqueOrThrow({ where: { federationId_version: { federationId: federation.id, version: round.baseVersion } }, select: { sha256: true, serverStateSha256: true } });
     const listing = canonicalOrder(
@@ -417,7 +417,8 @@ export function createRoundsService(deps: RoundsDependencies) {
         updates: listing.map((u) => ({ clientId: u.clientId, samples: u.samples })),
       },
       await blobs.get(base.sha256),
-      readingAhead(listing.length, (index) => {
+      // async: a lost lease (checkLease throws) rejects the read, here and for the one read ahead.
+      readingAhead(listing.length, async (index) => {
         checkLease();
         return blobs.get(listing[index].sha256);
       }),

@@ -28,7 +28,7 @@ export interface ReceivedUpdate {
  * limit) from `body`. Throws a FussError (4xx) for a body that is not a valid update for `expect`, or
  * that ends before `length` bytes; the blob's write is then aborted.
  */
-export async function receiveUpdate(body: AsyncIterable<Uint8Array> | Uint8Array, length: number, expect: ModelExpectations, blobs: BlobStore): Promise<ReceivedUpdate> {
+export async function receiveUpdate(body: AsyncIterable<Uint8Array>, length: number, expect: ModelExpectations, blobs: BlobStore): Promise<ReceivedUpdate> {
   const bytes = new Uint8Array(length);
   const check = new ModelStreamCheck(bytes, { ...expect, maxHeaderBytes: UPDATE_HEADER_LIMIT_BYTES }, 'update');
   const hash = createHash('sha256');
@@ -36,7 +36,7 @@ export async function receiveUpdate(body: AsyncIterable<Uint8Array> | Uint8Array
   let received = 0;
   let written = 0;
   try {
-    for await (const piece of body instanceof Uint8Array ? [body] : body) {
+    for await (const piece of body) {
       if (received + piece.byteLength > length) throw new FussError(`the body is longer than its Content-Length of ${length} bytes`, { status: 400, type: 'bad-length' });
       bytes.set(piece, received);
       received += piece.byteLength;

@@ -123,8 +123,8 @@ export class WeightedSumAccumulator<K extends string = string> {
 
   /**
    * {@link add}, and in the same pass over each tensor its squared distance from `reference[name]`
-   * (float64, as robust.ts `squaredDistance`); returns the sum of those over the names in the order of
-   * `lengths` (as `Σ_name squaredDistance(values[name], reference[name])` gives it, bit for bit). One
+   * (float64, as robust.ts `squaredDistance`); returns the sum of those over the accumulator's names, in
+   * their order (as `Σ_name squaredDistance(values[name], reference[name])` gives it, bit for bit). One
    * read of the values instead of two: a round's head deltas and sums come from one streaming pass.
    *
    * @throws ShapeError when a tensor of `values` or `reference` is missing or has the wrong length (nothing is added then)
