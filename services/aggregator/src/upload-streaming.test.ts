@@ -139,4 +139,51 @@ describe('uploads read as they arrive', () => {
     const row = await db.prisma.update.findFirstOrThrow({ where: { round: { federationId: f.id } } });
     expect(await db.blobs.has(row.sha256)).toBe(true);
   });
+
+  it('refuse a body without Content-Length (411) before reading it', async () => {
+    const f = await federation();
+    const socket = connect(port, '127.0.0.1');
+    const text = await new Promise<string>((resolve) => {
+      let got = '';
+      socket.on('data', (chunk) => {
+        got += chunk.toString('latin1');
+        if (/\r\n\r\n[\s\S]*\}/.test(got)) resolve(got);
+      });
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve(got));
+      socket.write(`PUT /v1/federations/${f.id}/rounds/1/update?samples=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${f.token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n4000\r\n`);
+      socket.write(Buffer.alloc(0x4000));
+    });
+    socket.destroy();
+    expect(Number(text.slice(9, 12))).toBe(411);
+    expect(text).toMatch(/Content-Length/);
+    expect(await db.prisma.update.count({ where: { round: { federationId: f.id } } })).toBe(0);
+  });
+
+  it('answer 503 with Retry-After while the bytes in flight would pass the budget, and take the upload after', async () => {
+    const f = await federation();
+    const bytes = update(6);
+    // A budget of one update and a half: a stalled upload holds it, a second must wait.
+    const small = await buildApp({ db, config: { adminToken: ADMIN, limits: { uploadBytesInFlight: Math.floor(bytes.length * 1.5) } }, logger: false });
+    await small.listen({ host: '127.0.0.1', port: 0 });
+    const smallPort = (small.server.address() as { port: number }).port;
+    try {
+      const other = await federation();
+      const stalled = connect(smallPort, '127.0.0.1');
+      stalled.on('error', () => undefined);
+      stalled.write(`PUT /v1/federations/${other.id}/rounds/1/update?samples=3 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${other.token}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${bytes.length}\r\n\r\n`);
+      stalled.write(bytes.subarray(0, 1024));
+      await settle();
+      const url = `http://127.0.0.1:${smallPort}/v1/federations/${f.id}/rounds/1/update?samples=3`;
+      const headers = { authorization: `Bearer ${f.token}`, 'content-type': 'application/octet-stream' };
+      const refused = await fetch(url, { method: 'PUT', headers, body: bytes });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      stalled.destroy();
+      await settle();
+      expect((await fetch(url, { method: 'PUT', headers, body: bytes })).status).toBe(201);
+    } finally {
+      await small.close();
+    }
+  });
 });
