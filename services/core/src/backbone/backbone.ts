@@ -9,7 +9,7 @@ import { BackboneError, firstLineOf } from '../errors.js';
 import { createSessionOn, loadOnnxRuntime, toResolvedDevice, type DeviceChoice, type DeviceName } from '../device/execution-device.js';
 import { decodeRgb, inputSizeFor, normalizeToChw, readImageSize, resizeRgb, IMAGENET_MEAN, IMAGENET_STD, type RgbImage } from '../image/image.js';
 import { applyView, IDENTITY_VIEW, type FeatureView } from '../features/views.js';
-import { resizeBilinearChw, l2NormalizeCells } from './feature-ops.js';
+import { FeatureAssembler } from './feature-graph.js';
 import {
   KNOWN_BACKBONES,
   sha256Hex,
@@ -25,6 +25,17 @@ export interface FeatureMap {
   width: number;
   /** [channels, height, width] */
   data: Float32Array;
+  /**
+   * The same values as IEEE half bits, when the map was rounded to float16 (the feature cache's
+   * precision: `extractDecoded(image, { roundToFloat16: true })`); `data` then holds the rounded values.
+   */
+  half?: Uint16Array;
+}
+
+/** How {@link Backbone.extractDecoded} returns its features. */
+export interface ExtractionOptions {
+  /** Round to float16 and return the half bits too (`FeatureMap.half`), for the feature cache. */
+  roundToFloat16?: boolean;
 }
 
 export interface BackboneOptions {
@@ -64,6 +75,7 @@ export class Backbone {
     private readonly ort: typeof Ort,
     /** Execution provider actually in use. */
     readonly device: DeviceName,
+    private readonly assembler: FeatureAssembler,
   ) {}
 
   /**
@@ -105,7 +117,8 @@ export class Backbone {
         throw new BackboneError(`backbone ${modelPath} has no output "${name}" (outputs: ${session.outputNames.join(', ')})`);
       }
     }
-    return new Backbone(descriptor, modelPath, session, ort, device);
+    const assembler = new FeatureAssembler(ort, { l2: descriptor.outputNorm === 'l2', threads: options.threads ?? 0 });
+    return new Backbone(descriptor, modelPath, session, ort, device, assembler);
   }
 
   /** Names of every output of the model (to choose `outputs`). */
@@ -126,20 +139,25 @@ export class Backbone {
   }
 
   /** Decodes, sizes and normalises an image, then extracts its features. */
-  async extract(source: string | Uint8Array, name?: string): Promise<FeatureMap> {
-    return this.extractDecoded(await this.decode(source, name));
+  async extract(source: string | Uint8Array, name?: string, options?: ExtractionOptions): Promise<FeatureMap> {
+    return this.extractDecoded(await this.decode(source, name), options);
   }
 
   /**
    * Features of a view of an image (features/views.ts): decoded at its own size, cropped and mirrored,
    * then sized for the backbone like any image. The identity view is {@link extract}.
    */
-  async extractView(source: string | Uint8Array, view: FeatureView, name?: string): Promise<FeatureMap> {
-    if (view.id === IDENTITY_VIEW.id) return this.extract(source, name);
+  async extractView(source: string | Uint8Array, view: FeatureView, name?: string, options?: ExtractionOptions): Promise<FeatureMap> {
+    return this.extractDecoded(await this.decodeView(source, view, name), options);
+  }
+
+  /** A view of an image decoded and sized for the backbone (exposed so decoding can overlap inference). */
+  async decodeView(source: string | Uint8Array, view: FeatureView, name?: string): Promise<RgbImage> {
+    if (view.id === IDENTITY_VIEW.id) return this.decode(source, name);
     const viewed = applyView(await decodeRgb(source, { name }), view);
     const target = inputSizeFor(this.descriptor.inputSize, viewed.width, viewed.height);
     const same = target.width === viewed.width && target.height === viewed.height;
-    return this.extractDecoded(same ? viewed : await resizeRgb(viewed, target));
+    return same ? viewed : resizeRgb(viewed, target);
   }
 
   /** Decodes an image at the backbone's input size (exposed so decoding can overlap inference). */
@@ -150,8 +168,11 @@ export class Backbone {
     return decodeRgb(source, { resize: same ? undefined : target, name });
   }
 
-  /** Runs the model on a decoded image. */
-  async extractDecoded(image: RgbImage): Promise<FeatureMap> {
+  /**
+   * Runs the model on a decoded image; several outputs are normalised, resized and concatenated by
+   * the assembly graph (feature-graph.ts).
+   */
+  async extractDecoded(image: RgbImage, options: ExtractionOptions = {}): Promise<FeatureMap> {
     const d = this.descriptor;
     const chw = normalizeToChw(image, d.mean, d.std);
     const input = new this.ort.Tensor('float32', chw, [1, 3, image.height, image.width]);
@@ -161,12 +182,16 @@ export class Backbone {
     } catch (err) {
       throw new BackboneError(`backbone ${d.id} failed on a ${image.width}x${image.height} image: ${(err as Error).message}`, { cause: err });
     }
-    const maps = d.outputs.map((name) => toFeatureMap(name, results[name], d.kind, image));
-    if (d.outputNorm === 'l2') maps.forEach((m) => l2NormalizeCells(m.data, m.channels, m.height * m.width));
-    return concatOnFinestGrid(maps);
+    const maps = d.outputs.map((name) => toGridTensor(this.ort, name, results[name], d.kind, image));
+    try {
+      return await this.assembler.assemble(maps, options.roundToFloat16 ?? false);
+    } catch (err) {
+      throw new BackboneError(`backbone ${d.id}: assembling the outputs of a ${image.width}x${image.height} image failed: ${firstLineOf(err)}`, { cause: err });
+    }
   }
 
   async close(): Promise<void> {
+    await this.assembler.close();
     await this.session.release();
   }
 }
@@ -199,14 +224,14 @@ async function createSession(
   }
 }
 
-/** Turns one output tensor into [C, h, w] for the given input image size. */
-function toFeatureMap(name: string, tensor: Ort.Tensor | undefined, kind: BackboneKind, image: RgbImage): FeatureMap {
+/** Checks one output tensor and returns it as [1, C, h, w] for the given input image size. */
+function toGridTensor(ort: typeof Ort, name: string, tensor: Ort.Tensor | undefined, kind: BackboneKind, image: RgbImage): Ort.Tensor {
   if (!tensor || tensor.type !== 'float32') throw new BackboneError(`backbone output "${name}" is missing or not float32`);
   const dims = tensor.dims;
   const data = tensor.data as Float32Array;
   if (kind === 'cnn') {
     if (dims.length !== 4 || dims[0] !== 1) throw new BackboneError(`backbone output "${name}" has dims [${dims}], expected [1, C, h, w]`);
-    return { channels: dims[1], height: dims[2], width: dims[3], data: new Float32Array(data) };
+    return tensor;
   }
   if (dims.length !== 3 || dims[0] !== 1) throw new BackboneError(`backbone output "${name}" has dims [${dims}], expected [1, 1 + h*w, C]`);
   const tokens = dims[1] - 1;
@@ -221,7 +246,7 @@ function toFeatureMap(name: string, tensor: Ort.Tensor | undefined, kind: Backbo
     const src = (t + 1) * channels;
     for (let c = 0; c < channels; c++) out[c * tokens + t] = data[src + c];
   }
-  return { channels, height: grid.height, width: grid.width, data: out };
+  return new ort.Tensor('float32', out, [1, channels, grid.height, grid.width]);
 }
 
 /** The patch grid (h, w) with h*w = tokens for an input of the given size, or undefined. */
@@ -231,21 +256,6 @@ export function vitGrid(tokens: number, width: number, height: number): { height
   const h = Math.floor(height / patch);
   const w = Math.floor(width / patch);
   return h * w === tokens ? { height: h, width: w } : undefined;
-}
-
-function concatOnFinestGrid(maps: FeatureMap[]): FeatureMap {
-  if (maps.length === 1) return maps[0];
-  const finest = maps.reduce((a, b) => (b.height * b.width > a.height * a.width ? b : a));
-  const { height, width } = finest;
-  const channels = maps.reduce((sum, m) => sum + m.channels, 0);
-  const data = new Float32Array(channels * height * width);
-  let offset = 0;
-  for (const m of maps) {
-    const resized = m.height === height && m.width === width ? m.data : resizeBilinearChw(m.data, m.channels, m.height, m.width, height, width);
-    data.set(resized, offset);
-    offset += resized.length;
-  }
-  return { channels, height, width, data };
 }
 
 /** Infers a descriptor for an unknown model by looking at its outputs and running one probe. */

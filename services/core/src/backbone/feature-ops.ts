@@ -28,6 +28,20 @@ export function resizeBilinearChw(src: Float32Array, channels: number, h: number
   return out;
 }
 
+/**
+ * The same sampling along one axis as a matrix [outSize, inSize] (row o holds the weights of output o),
+ * so that a resize of a [C, h, w] map is two matrix products: Ay X Ax^T per channel.
+ */
+export function bilinearResizeMatrix(inSize: number, outSize: number): Float32Array {
+  const { i0, i1, t } = axisTaps(inSize, outSize);
+  const matrix = new Float32Array(outSize * inSize);
+  for (let o = 0; o < outSize; o++) {
+    matrix[o * inSize + i0[o]] += 1 - t[o];
+    matrix[o * inSize + i1[o]] += t[o];
+  }
+  return matrix;
+}
+
 /** Source indices and weights along one axis for half-pixel bilinear sampling. */
 function axisTaps(inSize: number, outSize: number): { i0: Int32Array; i1: Int32Array; t: Float32Array } {
   const i0 = new Int32Array(outSize);

@@ -3,7 +3,7 @@
 
 import type { Backbone } from '../backbone/backbone.js';
 import type { Dataset } from '../dataset/dataset.js';
-import { extractFeatures, type ExtractOptions } from '../features/extract.js';
+import { extractFeatureCells, gatherCells, type ExtractOptions } from '../features/extract.js';
 import { kmeansOnnx } from '../engines/onnx/distance-kernel.js';
 import { createRng, type Rng } from '../math/rng.js';
 import { ConfigError } from '../errors.js';
@@ -37,25 +37,32 @@ export interface FittedCentroids {
  * @param out [rows, channels]
  */
 export function sampleUnitCells(features: FeatureMap, count: number, rng: Rng, out: Float32Array, firstRow: number): number {
-  const cells = features.height * features.width;
-  const c = features.channels;
-  const picks = count >= cells ? Array.from({ length: cells }, (_, i) => i) : sampleWithoutReplacement(cells, count, rng);
+  const cellCount = features.height * features.width;
+  const rows = gatherCells(features.data, features.channels, cellCount, pickRandomCells(cellCount, count, rng));
+  return appendUnitRows(rows, features.channels, out, firstRow);
+}
+
+/** `count` distinct cells of `cellCount` in ascending order (all of them when count >= cellCount). */
+export function pickRandomCells(cellCount: number, count: number, rng: Rng): number[] {
+  if (count >= cellCount) return Array.from({ length: cellCount }, (_, i) => i);
+  const chosen = new Set<number>();
+  while (chosen.size < count) chosen.add(rng.int(cellCount));
+  return [...chosen].sort((a, b) => a - b);
+}
+
+/** Copies rows [n, channels] into `out` from row `firstRow`, each L2-normalised; zero rows are skipped. Returns the rows written. */
+function appendUnitRows(rows: Float32Array, channels: number, out: Float32Array, firstRow: number): number {
   let row = firstRow;
-  for (const p of picks) {
+  for (let r = 0; r < rows.length / channels; r++) {
+    const source = rows.subarray(r * channels, (r + 1) * channels);
     let norm = 0;
-    for (let ch = 0; ch < c; ch++) norm += features.data[ch * cells + p] ** 2;
+    for (let ch = 0; ch < channels; ch++) norm += source[ch] ** 2;
     if (norm === 0) continue;
     const scale = 1 / Math.sqrt(norm);
-    for (let ch = 0; ch < c; ch++) out[row * c + ch] = features.data[ch * cells + p] * scale;
+    for (let ch = 0; ch < channels; ch++) out[row * channels + ch] = source[ch] * scale;
     row++;
   }
   return row - firstRow;
-}
-
-function sampleWithoutReplacement(n: number, count: number, rng: Rng): number[] {
-  const chosen = new Set<number>();
-  while (chosen.size < count) chosen.add(rng.int(n));
-  return [...chosen].sort((a, b) => a - b);
 }
 
 /** Feature cells sampled by {@link sampleFeatureCells}. */
@@ -81,14 +88,16 @@ export async function sampleFeatureCells(
   let points = new Float32Array(0);
   let channels = 0;
   let rows = 0;
-  for await (const { features } of extractFeatures(dataset.items, backbone, options)) {
+  // Only the sampled cells of each cached map are converted from float16 (extractFeatureCells).
+  const pick = (cellCount: number) => pickRandomCells(cellCount, perImage, rng);
+  for await (const sampled of extractFeatureCells(dataset.items, backbone, pick, options)) {
     if (channels === 0) {
-      channels = features.channels;
+      channels = sampled.channels;
       points = new Float32Array(perImage * dataset.items.length * channels);
-    } else if (features.channels !== channels) {
-      throw new ConfigError(`feature maps disagree on channels (${features.channels} vs ${channels})`);
+    } else if (sampled.channels !== channels) {
+      throw new ConfigError(`feature maps disagree on channels (${sampled.channels} vs ${channels})`);
     }
-    rows += sampleUnitCells(features, perImage, rng, points, rows);
+    rows += appendUnitRows(sampled.rows, channels, points, rows);
   }
   return { points: points.subarray(0, rows * channels), samples: rows, channels };
 }

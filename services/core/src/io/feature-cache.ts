@@ -30,6 +30,22 @@ export function imageContentHash(bytes: Uint8Array): string {
 
 export type CacheLookup = { status: 'hit'; features: FeatureMap } | { status: 'miss' } | { status: 'corrupt'; reason: string };
 
+/** A checked cache entry still in float16: convert it whole ({@link halfMapToFeatureMap}), or only the cells needed. */
+export interface HalfFeatureMap {
+  channels: number;
+  height: number;
+  width: number;
+  /** [channels, height, width] IEEE half bits */
+  half: Uint16Array;
+}
+
+export type HalfCacheLookup = { status: 'hit'; features: HalfFeatureMap } | { status: 'miss' } | { status: 'corrupt'; reason: string };
+
+/** The float32 values of a float16 map (exact). */
+export function halfMapToFeatureMap(map: HalfFeatureMap): FeatureMap {
+  return { channels: map.channels, height: map.height, width: map.width, data: float16ToFloat32(map.half) };
+}
+
 export class FeatureCache {
   /**
    * @param root cache folder (created on first write)
@@ -47,6 +63,12 @@ export class FeatureCache {
 
   /** Reads an entry; a missing file is a miss, a damaged one is reported as corrupt (never thrown). */
   async get(imageSha256: string): Promise<CacheLookup> {
+    const lookup = await this.getHalf(imageSha256);
+    return lookup.status === 'hit' ? { status: 'hit', features: halfMapToFeatureMap(lookup.features) } : lookup;
+  }
+
+  /** Reads and checks an entry like {@link get}, leaving its values in float16. */
+  async getHalf(imageSha256: string): Promise<HalfCacheLookup> {
     let bytes: Buffer;
     try {
       bytes = await readFile(this.pathFor(imageSha256));
@@ -61,7 +83,10 @@ export class FeatureCache {
     }
   }
 
-  /** Writes an entry atomically (temporary file + rename), so readers never see half an entry. */
+  /**
+   * Writes an entry atomically (temporary file + rename), so readers never see half an entry. A map
+   * already rounded to float16 (`features.half`) is written as it is.
+   */
   async put(imageSha256: string, features: FeatureMap): Promise<void> {
     const path = this.pathFor(imageSha256);
     await mkdir(join(this.root, this.configKey, imageSha256.slice(0, 2)), { recursive: true });
@@ -83,7 +108,7 @@ export class FeatureCache {
 
 /** The entry as buffers to write in order (prefix and header, then the data without a copy). */
 function encodeEntry(features: FeatureMap, configKey: string, imageSha256: string): Uint8Array[] {
-  const half = float32ToFloat16(features.data);
+  const half = features.half ?? float32ToFloat16(features.data);
   const data = new Uint8Array(half.buffer, half.byteOffset, half.byteLength);
   const header: EntryHeader = {
     version: FORMAT_VERSION,
@@ -93,14 +118,16 @@ function encodeEntry(features: FeatureMap, configKey: string, imageSha256: strin
     imageSha256,
     crc32: crc32(data),
   };
-  const json = Buffer.from(JSON.stringify(header), 'utf8');
+  // Padded with spaces (JSON allows them) so the data starts at a multiple of 4 and reads as a view.
+  const text = JSON.stringify(header);
+  const json = Buffer.from(text.padEnd(text.length + ((4 - ((12 + Buffer.byteLength(text)) % 4)) % 4)), 'utf8');
   const prefix = Buffer.alloc(12);
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(json.length, 8);
   return [prefix, json, data];
 }
 
-function decodeEntry(bytes: Buffer, configKey: string, imageSha256: string): FeatureMap {
+function decodeEntry(bytes: Buffer, configKey: string, imageSha256: string): HalfFeatureMap {
   if (bytes.length < 12 || bytes.toString('latin1', 0, 8) !== MAGIC) throw new Error('bad magic');
   const headerLength = bytes.readUInt32LE(8);
   if (12 + headerLength > bytes.length) throw new Error('truncated header');
@@ -111,8 +138,9 @@ function decodeEntry(bytes: Buffer, configKey: string, imageSha256: string): Fea
   const expected = channels * height * width * 2;
   const dataStart = 12 + headerLength;
   if (bytes.length - dataStart !== expected) throw new Error(`data is ${bytes.length - dataStart} bytes, expected ${expected}`);
-  // Copy so the Uint16Array is aligned whatever the header length.
-  const data = new Uint8Array(bytes.subarray(dataStart));
+  // A view where the data is aligned for a Uint16Array (entries written since the header was padded), else a copy.
+  const aligned = (bytes.byteOffset + dataStart) % 2 === 0;
+  const data = aligned ? bytes.subarray(dataStart) : new Uint8Array(bytes.subarray(dataStart));
   if (crc32(data) !== header.crc32) throw new Error('checksum mismatch');
-  return { channels, height, width, data: float16ToFloat32(new Uint16Array(data.buffer, 0, data.length / 2)) };
+  return { channels, height, width, half: new Uint16Array(data.buffer, data.byteOffset, data.length / 2) };
 }

@@ -6,7 +6,7 @@ import onnxProto from 'onnx-proto';
 const { onnx } = onnxProto;
 
 /** ONNX TensorProto.DataType codes used here. */
-export const OnnxDataType = { float: 1, uint8: 2, int32: 6, int64: 7 } as const;
+export const OnnxDataType = { float: 1, uint8: 2, int32: 6, int64: 7, float16: 10 } as const;
 
 export interface OnnxNode {
   op: string;
