@@ -139,16 +139,16 @@ export class Backbone {
   }
 
   /** Decodes, sizes and normalises an image, then extracts its features. */
-  async extract(source: string | Uint8Array, name?: string, options?: ExtractionOptions): Promise<FeatureMap> {
-    return this.extractDecoded(await this.decode(source, name), options);
+  async extract(source: string | Uint8Array, name?: string): Promise<FeatureMap> {
+    return this.extractDecoded(await this.decode(source, name));
   }
 
   /**
    * Features of a view of an image (features/views.ts): decoded at its own size, cropped and mirrored,
    * then sized for the backbone like any image. The identity view is {@link extract}.
    */
-  async extractView(source: string | Uint8Array, view: FeatureView, name?: string, options?: ExtractionOptions): Promise<FeatureMap> {
-    return this.extractDecoded(await this.decodeView(source, view, name), options);
+  async extractView(source: string | Uint8Array, view: FeatureView, name?: string): Promise<FeatureMap> {
+    return this.extractDecoded(await this.decodeView(source, view, name));
   }
 
   /** A view of an image decoded and sized for the backbone (exposed so decoding can overlap inference). */

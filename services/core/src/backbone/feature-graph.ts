@@ -12,6 +12,8 @@
 import type * as Ort from 'onnxruntime-node';
 import { GraphBuilder } from '../onnx/graph-builder.js';
 import { OnnxDataType } from '../onnx/model-builder.js';
+import { transposePlanes } from '../training/head-codes.js';
+import type { FeatureMap } from './backbone.js';
 import { bilinearResizeMatrix } from './feature-ops.js';
 
 /** Smallest normal float32: the floor under a cell's squared norm, so an all-zero cell stays zero. */
@@ -88,23 +90,10 @@ export function resizeInputs(outputs: readonly OutputGrid[], finest: number): Re
   outputs.forEach((o, i) => {
     if (i === finest) return;
     const alongX = bilinearResizeMatrix(o.width, grid.width); // [W, w]
-    const alongXTransposed = new Float32Array(o.width * grid.width);
-    for (let out = 0; out < grid.width; out++) {
-      for (let j = 0; j < o.width; j++) alongXTransposed[j * grid.width + out] = alongX[out * o.width + j];
-    }
-    inputs[`resize_x_${i}`] = { dims: [o.width, grid.width], data: alongXTransposed };
+    inputs[`resize_x_${i}`] = { dims: [o.width, grid.width], data: transposePlanes(alongX, grid.width, o.width) };
     inputs[`resize_y_${i}`] = { dims: [grid.height, o.height], data: bilinearResizeMatrix(o.height, grid.height) };
   });
   return inputs;
-}
-
-/** Assembled features: [channels, height, width] float32, and their float16 bits when asked for. */
-export interface AssembledFeatures {
-  channels: number;
-  height: number;
-  width: number;
-  data: Float32Array;
-  half?: Uint16Array;
 }
 
 /**
@@ -124,7 +113,7 @@ export class FeatureAssembler {
    * @param maps one [1, C, h, w] float32 tensor per backbone output, in the descriptor's order
    * @param float16 round to float16 (the feature cache's precision) and return the half bits too
    */
-  async assemble(maps: readonly Ort.Tensor[], float16: boolean): Promise<AssembledFeatures> {
+  async assemble(maps: readonly Ort.Tensor[], float16: boolean): Promise<FeatureMap> {
     const outputs = maps.map((m) => ({ channels: m.dims[1], height: m.dims[2], width: m.dims[3] }));
     const finest = finestOutput(outputs);
     const { height, width } = outputs[finest];

@@ -53,13 +53,12 @@ export function pickRandomCells(cellCount: number, count: number, rng: Rng): num
 /** Copies rows [n, channels] into `out` from row `firstRow`, each L2-normalised; zero rows are skipped. Returns the rows written. */
 function appendUnitRows(rows: Float32Array, channels: number, out: Float32Array, firstRow: number): number {
   let row = firstRow;
-  for (let r = 0; r < rows.length / channels; r++) {
-    const source = rows.subarray(r * channels, (r + 1) * channels);
+  for (let base = 0; base < rows.length; base += channels) {
     let norm = 0;
-    for (let ch = 0; ch < channels; ch++) norm += source[ch] ** 2;
+    for (let ch = 0; ch < channels; ch++) norm += rows[base + ch] ** 2;
     if (norm === 0) continue;
     const scale = 1 / Math.sqrt(norm);
-    for (let ch = 0; ch < channels; ch++) out[row * channels + ch] = source[ch] * scale;
+    for (let ch = 0; ch < channels; ch++) out[row * channels + ch] = rows[base + ch] * scale;
     row++;
   }
   return row - firstRow;
