@@ -13,7 +13,7 @@
 //
 // Usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
 //   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...]
-//   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--runs DIR] [--out DIR] [--cache DIR]
+//   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
 //   [--seconds-per-step 0.125] [--seconds-per-eval-image 0.05] [--seconds-per-run 10]
 // --plan prints the runs still missing and an estimate of their CPU time, and runs nothing.
 // FUSS_ASSETS points at another assets folder (data/camvid/{train,val}, models/mobilenetv2-int8-features.onnx).
@@ -40,6 +40,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'local-steps': { type: 'string', default: '100' },
     plan: { type: 'boolean', default: false },
+    threads: { type: 'string', default: '0' },
     cache: { type: 'string', default: '.fuss/cache' },
     runs: { type: 'string', default: join(here, 'runs') },
     out: { type: 'string', default: join(here, 'out') },
@@ -204,7 +205,8 @@ if (values.plan) {
 }
 
 const backbone = await Backbone.open(assets.mobilenet);
-const engine = await createEngine('onnx', { log: (l) => console.error(l) });
+// --threads 1 lets two of these processes share 2 cores: a third of a step is single-threaded JavaScript.
+const engine = await createEngine('onnx', { threads: Number(values.threads) || undefined, log: (l) => console.error(l) });
 
 async function runOnce(run) {
   if (existsSync(run.path)) return JSON.parse(readFileSync(run.path, 'utf8'));

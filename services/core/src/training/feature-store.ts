@@ -17,7 +17,11 @@ export interface StoredImage {
   source: number;
   height: number;
   width: number;
-  /** [C, height * width] float16 bits, channel-major as the backbone produced them. */
+  /**
+   * [height * width, C] float16 bits, cell-major: the backbone's channel-major planes transposed once at
+   * load, so the batch sampler reads a cell's C channels contiguously (a channel-major read strides
+   * 2 bytes x cells per channel, a cache miss each: a quarter of a training run's time).
+   */
   data: Uint16Array;
 }
 
@@ -34,8 +38,23 @@ export interface FeatureStore {
 
 /** Reads cell `p` of a stored image into `out[offset .. offset + C)` as float32. */
 export function readCell(image: StoredImage, channels: number, p: number, out: Float32Array, offset: number): void {
-  const cells = image.height * image.width;
-  for (let c = 0; c < channels; c++) out[offset + c] = halfToFloatTable[image.data[c * cells + p]];
+  const data = image.data;
+  const base = p * channels;
+  for (let c = 0; c < channels; c++) out[offset + c] = halfToFloatTable[data[base + c]];
+}
+
+/** [rows, cols] -> [cols, rows] of float16 bits, in tiles that stay in cache. */
+export function transposeHalf(data: Uint16Array, rows: number, cols: number): Uint16Array {
+  const out = new Uint16Array(rows * cols);
+  const TILE = 64;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    const r1 = Math.min(rows, r0 + TILE);
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const c1 = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = data[r * cols + c];
+    }
+  }
+  return out;
 }
 
 /**
@@ -74,7 +93,7 @@ export async function loadFeatureStore(
       totalCells += cells;
       pooled.push(pool);
       const id = view.id === IDENTITY_VIEW.id ? item.id : `${item.id}@${view.id}`;
-      images.push({ id, source: sourceOf.get(item)!, height: features.height, width: features.width, data });
+      images.push({ id, source: sourceOf.get(item)!, height: features.height, width: features.width, data: transposeHalf(data, channels, cells) });
     }
   }
   if (images.length === 0) throw new ConfigError('no images to train on');

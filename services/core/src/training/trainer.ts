@@ -9,7 +9,7 @@ import { learningRateScale, type ScheduledSteps } from './lr-schedule.js';
 import { QueryOrder, sampleBatch, type BatchOptions } from './batch-sampler.js';
 import type { FeatureStore } from './feature-store.js';
 import { cloneHead } from '../head/head-init.js';
-import { HEAD_PARAM_NAMES, type HeadParams, type StepConfig, type StepResult, type TrainingEngine } from '../engines/engine.js';
+import { HEAD_PARAM_NAMES, type HeadParams, type StepBatch, type StepConfig, type StepResult, type TrainingEngine } from '../engines/engine.js';
 
 export interface TrainerOptions extends BatchOptions {
   steps: number;
@@ -103,10 +103,12 @@ export async function trainModel(
   const shape = { channels: store.channels, codeDim: options.codeDim };
   const config: StepConfig = { k: options.k, lambda: options.lambda, moon: options.moon, prox: options.prox };
   const history: StepEvent[] = [];
+  let done: StepBatch | undefined; // the previous step's batch, whose buffers the next one reuses
   for (let step = 1; step <= options.steps; step++) {
     const started = performance.now();
-    const batch = sampleBatch(store, options, order, rng);
+    const batch = sampleBatch(store, options, order, rng, done);
     const result = await engine.step(head, centroids, shape, batch, config);
+    done = batch;
     const finite = Number.isFinite(result.loss) && HEAD_PARAM_NAMES.every((n) => allFinite(result.headGrad[n])) && allFinite(result.centroidGrad);
     if (!finite) {
       throw new TrainingDivergedError(
