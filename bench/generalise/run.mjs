@@ -13,9 +13,10 @@
 //
 // Usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
 //   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...]
-//   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
+//   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--report] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
 //   [--seconds-per-step 0.125] [--seconds-per-eval-image 0.05] [--seconds-per-run 10]
-// --plan prints the runs still missing and an estimate of their CPU time, and runs nothing.
+// --plan prints the runs still missing and an estimate of their CPU time, and runs nothing; --report
+// prints the tables from the runs already recorded (missing seeds and rows left out), and runs nothing.
 // FUSS_ASSETS points at another assets folder (data/camvid/{train,val}, models/mobilenetv2-int8-features.onnx).
 
 import { parseArgs } from 'node:util';
@@ -23,7 +24,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  Backbone, ConfigError, createEngine, datasetDomains, holdOutDomain, openDataset, parsePartitionSpec, requireLabels, runBaseline, simulateFederation,
+  Backbone, ConfigError, createEngine, datasetDomains, holdOutDomain, openDataset, PAPER_FEDERATION, parsePartitionSpec, requireLabels, runBaseline, simulateFederation,
 } from '@fuss/core';
 import { machine, median, printTable, sharedAssets } from '../common.mjs';
 
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     'local-steps': { type: 'string', default: '100' },
     plan: { type: 'boolean', default: false },
+    report: { type: 'boolean', default: false },
     threads: { type: 'string', default: '0' },
     cache: { type: 'string', default: '.fuss/cache' },
     runs: { type: 'string', default: join(here, 'runs') },
@@ -58,9 +60,8 @@ const HALF = Math.max(1, Math.round(STEPS / 2));
 const QUARTER = Math.max(1, Math.round(STEPS / 4));
 
 // The paper's settings (`--preset paper` of fuss simulate); rows change what they name.
-const W_E_C = { weighted: true, head: true, centroids: true };
 const E_C = { weighted: false, head: true, centroids: true };
-const PAPER = { strategy: 'fedcc-kmeans', modules: W_E_C, regularizer: 'none', robust: 'none', serverOptimizer: 'none', localOptimizer: 'reset', lrSchedule: 'constant', augment: 'none', selection: 'none' };
+const PAPER = { ...PAPER_FEDERATION };
 
 /** Rows: id (part of the run's file name; never rename), label, and the settings over PAPER. */
 const ROWS = [
@@ -204,9 +205,9 @@ if (values.plan) {
   process.exit(0);
 }
 
-const backbone = await Backbone.open(assets.mobilenet);
+const backbone = values.report ? undefined : await Backbone.open(assets.mobilenet);
 // --threads 1 lets two of these processes share 2 cores: a third of a step is single-threaded JavaScript.
-const engine = await createEngine('onnx', { threads: Number(values.threads) || undefined, log: (l) => console.error(l) });
+const engine = values.report ? undefined : await createEngine('onnx', { threads: Number(values.threads) || undefined, log: (l) => console.error(l) });
 
 async function runOnce(run) {
   if (existsSync(run.path)) return JSON.parse(readFileSync(run.path, 'utf8'));
@@ -245,9 +246,12 @@ async function runOnce(run) {
 }
 
 const records = new Map();
-for (const run of runs) records.set(run.key, await runOnce(run));
-await engine.dispose();
-await backbone.close();
+for (const run of runs) {
+  if (values.report && !existsSync(run.path)) continue;
+  records.set(run.key, await runOnce(run));
+}
+await engine?.dispose();
+await backbone?.close();
 
 const fmt = (v) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(2));
 const medianOf = (list) => (list.length ? median(list) : undefined);
@@ -270,6 +274,8 @@ function summarise(group, references) {
     selected: medianOf(selected),
     stopped: ok.filter((r) => r.selection?.stoppedAfterRound).length,
     vsCentralized: references.centralized === undefined ? undefined : final - references.centralized,
+    // Paired by seed: mechanism rows may have fewer seeds than the paper row they change.
+    vsPaper: medianOf(ok.filter((r) => references.paperBySeed.has(r.seed)).map((r) => r.final.mIoU - references.paperBySeed.get(r.seed))),
     vsLocal: references.local === undefined ? undefined : final - references.local,
     wall: median(ok.map((r) => r.wallSeconds)),
   };
@@ -282,20 +288,23 @@ for (const run of runs) {
   const id = keyOf(run);
   if (!groups.has(id)) groups.set(id, { table: run.table, cell: run.cell, setupId: run.setupId, rows: new Map() });
   const rows = groups.get(id).rows;
+  const record = records.get(run.key);
+  if (!record) continue;
   if (!rows.has(run.spec.id)) rows.set(run.spec.id, { spec: run.spec, records: [] });
-  rows.get(run.spec.id).records.push(records.get(run.key));
+  rows.get(run.spec.id).records.push(record);
 }
 for (const group of groups.values()) {
   const finalOf = (id) => {
     const entry = group.rows.get(id);
     return entry ? medianOf(entry.records.filter((r) => !r.error && r.final).map((r) => r.final.mIoU)) : undefined;
   };
-  const references = { centralized: finalOf('centralized'), local: finalOf('local') };
+  const paperRecords = group.rows.get('fedcc-kmeans-paper')?.records.filter((r) => !r.error && r.final) ?? [];
+  const references = { centralized: finalOf('centralized'), local: finalOf('local'), paperBySeed: new Map(paperRecords.map((r) => [r.seed, r.final.mIoU])) };
   const lines = [...group.rows.values()].map(({ spec, records: list }) => ({ id: spec.id, row: spec.row, ...summarise(list, references) }));
   console.log(`\n${group.table}: ${group.cell.label}; ${SETUPS[group.setupId].label} (${group.rows.values().next().value.records[0]?.clients ?? '?'} participants)`);
   printTable(lines.map((l) => (l.error ? { row: l.row, 'final mIoU (median)': `n/a: ${l.error}` } : {
     row: l.row, seeds: l.seeds, 'final mIoU (median)': fmt(l.final), 'min..max': `${fmt(l.min)}..${fmt(l.max)}`, 'best round': fmt(l.best), 'final - best': fmt(l.decay),
-    selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'wall s': fmt(l.wall),
+    selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'vs FedCC-KMeans paper, same seeds': fmt(l.vsPaper), 'wall s': fmt(l.wall),
   })));
   tables.push({ table: group.table, protocol: group.cell.id, setup: group.setupId, lines });
 }
@@ -314,6 +323,8 @@ for (const name of tableNames) {
         ...Object.fromEntries(cells.map((t, i) => [t.protocol.replace('unseen-', 'held out '), fmt(per[i].final)])),
         mean: fmt(mean(per.map((l) => l.final))), 'mean vs centralized': fmt(mean(per.map((l) => l.vsCentralized))), 'mean vs local': fmt(mean(per.map((l) => l.vsLocal))),
         'mean final - best': fmt(mean(per.map((l) => l.decay))),
+        'mean vs FedCC-KMeans paper, same seeds': fmt(mean(per.map((l) => l.vsPaper))),
+        seeds: [...new Set(per.map((l) => l.seeds ?? '-'))].join(' / '),
       };
     });
     console.log(`\n${name}: unseen domain, mean over ${cells.length} held-out sequences; ${SETUPS[setupId].label}`);
