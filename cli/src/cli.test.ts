@@ -8,7 +8,8 @@ import type { CliIo } from './io.js';
 import { buildTinyVit } from '../../services/core/src/test-support/tiny-backbones.js';
 import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../../services/core/src/test-support/fixtures.js';
 import { DEVICE_REQUESTS, probeProvider } from '../../services/core/src/device/execution-device.js';
-import { DEVICE_CHOICES } from './commands/shared.js';
+import { FEDERATION_DEFAULTS, PAPER_FEDERATION } from '../../services/core/src/defaults.js';
+import { DEVICE_CHOICES, FEDERATION_DEFAULT_OPTIONS, FEDERATION_PRESETS } from './commands/shared.js';
 
 function fakeIo(env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
@@ -160,6 +161,22 @@ describe('fuss train and evaluate --model', () => {
 
   it('offers the devices @fuss/core resolves', () => {
     expect([...DEVICE_CHOICES]).toEqual([...DEVICE_REQUESTS]);
+  });
+
+  it('defaults to @fuss/core\'s federation defaults, and its paper preset is PAPER_FEDERATION', () => {
+    const asOptions = (settings: typeof FEDERATION_DEFAULTS | typeof PAPER_FEDERATION) => ({
+      strategy: settings.strategy,
+      modules: ['W', 'E', 'C'].filter((_, i) => [settings.modules.weighted, settings.modules.head, settings.modules.centroids][i]).join(','),
+      robust: settings.robust,
+      regularizer: settings.regularizer,
+      'server-optimizer': settings.serverOptimizer,
+      'local-optimizer': settings.localOptimizer,
+      'lr-schedule': settings.lrSchedule,
+      augment: settings.augment,
+      selection: settings.selection,
+    });
+    expect(FEDERATION_DEFAULT_OPTIONS).toEqual(asOptions(FEDERATION_DEFAULTS));
+    expect(FEDERATION_PRESETS.paper).toEqual(asOptions(PAPER_FEDERATION));
   });
 
   it('refuses a model of another backbone and bad training options', async () => {
@@ -459,6 +476,13 @@ describe('fuss participant list, revoke, rotate', () => {
       const noHead = await run([...createArgs, '--modules', 'C', '--server-optimizer', 'fedadam']);
       expect(noHead.code).toBe(2);
       expect(noHead.err).toMatch(/needs module E/);
+      // The defaults: the measured configuration; the default server optimiser gives way without module E.
+      const defaults = await run(createArgs);
+      expect(defaults.code, defaults.err).toBe(0);
+      expect(JSON.parse(defaults.out)).toMatchObject(FEDERATION_DEFAULTS);
+      const defaultsNoHead = await run([...createArgs, '--modules', 'W,C']);
+      expect(defaultsNoHead.code, defaultsNoHead.err).toBe(0);
+      expect(JSON.parse(defaultsNoHead.out)).toMatchObject({ modules: { weighted: true, head: false, centroids: true }, serverOptimizer: 'none' });
     } finally {
       await app.close();
       await db.close();

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { buildApp, openDatabase, type Database } from '@fuss/aggregator';
-import { createRng, decodeModel, encodeModel, initCentroids, initHead } from '@fuss/core';
+import { createRng, decodeModel, FEDERATION_DEFAULTS, encodeModel, initCentroids, initHead } from '@fuss/core';
 import { FussApi, fillPath } from './api.js';
 import { FussApiError } from './errors.js';
 import type { RetryEvent } from './transport.js';
@@ -52,7 +52,7 @@ describe('FussApi against the aggregation server', () => {
     // Only what the server has no default for: the generated FederationCreate leaves defaults optional.
     const body: FederationCreate = { name: 'api-test', backbone: { id: 'tiny', sha256: SHA, featureKey: 'key1', channels: 8 }, codeDim: 4, k: 3, rounds: 2, localSteps: 5, maxParticipants: 1 };
     const federation = await admin.createFederation(body);
-    expect(federation).toMatchObject({ name: 'api-test', k: 3, latestModelVersion: 0, status: 'active', strategy: 'fedcc-kmeans' });
+    expect(federation).toMatchObject({ name: 'api-test', k: 3, latestModelVersion: 0, status: 'active', strategy: FEDERATION_DEFAULTS.strategy });
     expect((await admin.listFederations()).federations.map((f) => f.id)).toContain(federation.id);
     const enrolled = await admin.addParticipant(federation.id, 'site-a');
     expect(enrolled).toMatchObject({ federationId: federation.id, name: 'site-a' });

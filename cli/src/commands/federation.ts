@@ -1,7 +1,7 @@
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
 import { ADMIN_TOKEN_OPTION, RETRY_OPTIONS, SERVER_OPTION, withApi } from './remote.js';
-import { FEDERATION_PRESETS, MECHANISM_OPTIONS, parseMechanisms, parseModules, PRESET_OPTION } from './shared.js';
+import { AGGREGATION_OPTIONS, FEDERATION_PRESETS, MECHANISM_OPTIONS, parseMechanisms, parseModules, PRESET_OPTION } from './shared.js';
 
 export const federationCreateCommand: Command = {
   name: 'federation create',
@@ -14,11 +14,8 @@ export const federationCreateCommand: Command = {
     { name: 'backbone', type: 'string', arg: 'ONNX', description: 'Backbone every participant must use (its sha256 and feature settings are recorded)', env: 'FUSS_BACKBONE', required: true },
     { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (classes)', required: true, min: 1 },
     { name: 'code-dim', type: 'integer', arg: 'D', description: 'Code dimension of the head', default: 70, min: 1 },
-    { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedcc-kmeans' },
-    { name: 'robust', type: 'string', arg: 'RULE', description: 'Robust aggregation: clip[:c] (deltas clipped to c times the median norm, c = 2), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)', default: 'clip' },
+    ...AGGREGATION_OPTIONS,
     { name: 'max-samples', type: 'integer', arg: 'N', description: 'Largest sample count a participant may report', default: 1_000_000, min: 1 },
-    { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregated modules: W (size weighting), E (head), C (centroids)', default: 'W,E,C' },
-    { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
     ...MECHANISM_OPTIONS,
     PRESET_OPTION,
     { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', required: true, min: 1 },
@@ -46,9 +43,8 @@ export const federationCreateCommand: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const mechanisms = await parseMechanisms(values);
     const modules = parseModules(values.modules as string);
-    if (mechanisms.serverOptimizer !== 'none' && !modules.head) throw new UsageError('--server-optimizer steps along the aggregated head: it needs module E in --modules');
+    const mechanisms = await parseMechanisms(values, modules);
     const backbone = await core.Backbone.open(values.backbone as string);
     let identity;
     try {

@@ -68,10 +68,27 @@ export function parseModules(text: string) {
 }
 
 /**
+ * The federation defaults of `fuss simulate` and `fuss federation create`, as option text: @fuss/core's
+ * FEDERATION_DEFAULTS (the best measured on the unseen-domain protocol, bench/RESULTS.md), kept equal
+ * to it here (a test checks) so that the help needs no heavy import.
+ */
+export const FEDERATION_DEFAULT_OPTIONS = {
+  strategy: 'fedcc-maximin-cosine',
+  modules: 'W,E,C',
+  robust: 'clip',
+  regularizer: 'none',
+  'server-optimizer': 'fedavgm:1:0.9',
+  'local-optimizer': 'reset',
+  'lr-schedule': 'constant',
+  augment: 'none',
+  selection: 'none',
+} as const;
+
+/**
  * Named configurations of `fuss simulate` and `fuss federation create` (`--preset NAME`). `paper`: the
- * FUSS paper's settings exactly (FedCC-KMeans, modules W+E+C, no robust rule, Adam restarted every
- * round at a constant learning rate, no augmentation, no server optimiser, no model selection), so
- * the defaults can move while the paper stays one flag away.
+ * FUSS paper's settings exactly (@fuss/core's PAPER_FEDERATION, a test checks: FedCC-KMeans, modules
+ * W+E+C, no robust rule, Adam restarted every round at a constant learning rate, no augmentation, no
+ * server optimiser, no model selection), so the defaults can move while the paper stays one flag away.
  */
 export const FEDERATION_PRESETS = {
   paper: {
@@ -85,7 +102,17 @@ export const FEDERATION_PRESETS = {
     augment: 'none',
     selection: 'none',
   },
-} satisfies Record<string, Record<string, string>>;
+} satisfies Record<string, Record<keyof typeof FEDERATION_DEFAULT_OPTIONS, string>>;
+
+const ROBUST_HELP = 'Robust aggregation: clip[:c] (deltas clipped to c times the median norm, c = 2), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)';
+
+/** The aggregation options both commands take, with the defaults above. */
+export const AGGREGATION_OPTIONS: OptionSpec[] = [
+  { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, fedcc-kmeans-cosine, fedcc-maximin-cosine, ...)', default: FEDERATION_DEFAULT_OPTIONS.strategy },
+  { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregation modules: W (size weighting), E (head), C (centroids); e.g. "C" keeps each head', default: FEDERATION_DEFAULT_OPTIONS.modules },
+  { name: 'robust', type: 'string', arg: 'RULE', description: ROBUST_HELP, default: FEDERATION_DEFAULT_OPTIONS.robust },
+  { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: FEDERATION_DEFAULT_OPTIONS.regularizer, choices: ['none', 'fedprox', 'moon'] },
+];
 
 export const PRESET_OPTION: OptionSpec = {
   name: 'preset',
@@ -97,15 +124,18 @@ export const PRESET_OPTION: OptionSpec = {
 
 /** The options of the mechanisms a federation can add to the paper's (issue 16), shared by simulate and federation create. */
 export const MECHANISM_OPTIONS: OptionSpec[] = [
-  { name: 'server-optimizer', type: 'string', arg: 'OPT', description: 'Server optimiser on the head delta: none (FedAvg), fedavgm[:lr[:momentum]] (default 1, 0.9) or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021; default 0.01, 0.001, 0.9, 0.99)', default: 'none' },
-  { name: 'local-optimizer', type: 'string', arg: 'POLICY', description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds", default: 'reset', choices: ['reset', 'keep'] },
-  { name: 'lr-schedule', type: 'string', arg: 'NAME', description: 'Learning rates across the rounds: constant (the paper) or cosine (from the paper rates down to 0 at the last step)', default: 'constant', choices: ['constant', 'cosine'] },
-  { name: 'augment', type: 'string', arg: 'VIEWS', description: 'Views participants train on, cached per view: none, flip, crops:F (five crops of F of each side) or flip,crops:F', default: 'none' },
-  { name: 'selection', type: 'string', arg: 'RULE', description: 'Label-free model selection: none, or loss[:holdout[:patience]] (each participant holds out that share of its images and scores every global model on them; the best-scored version is selected, and the federation stops after patience versions without a better one, 0 never)', default: 'none' },
+  { name: 'server-optimizer', type: 'string', arg: 'OPT', description: `Server optimiser on the head delta: none (FedAvg), fedavgm[:lr[:momentum]] (default 1, 0.9) or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021; default 0.01, 0.001, 0.9, 0.99). Default: ${FEDERATION_DEFAULT_OPTIONS['server-optimizer']} when the head is aggregated (module E), else none` },
+  { name: 'local-optimizer', type: 'string', arg: 'POLICY', description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds", default: FEDERATION_DEFAULT_OPTIONS['local-optimizer'], choices: ['reset', 'keep'] },
+  { name: 'lr-schedule', type: 'string', arg: 'NAME', description: 'Learning rates across the rounds: constant (the paper) or cosine (from the paper rates down to 0 at the last step)', default: FEDERATION_DEFAULT_OPTIONS['lr-schedule'], choices: ['constant', 'cosine'] },
+  { name: 'augment', type: 'string', arg: 'VIEWS', description: 'Views participants train on, cached per view: none, flip, crops:F (five crops of F of each side) or flip,crops:F', default: FEDERATION_DEFAULT_OPTIONS.augment },
+  { name: 'selection', type: 'string', arg: 'RULE', description: 'Label-free model selection: none, or loss[:holdout[:patience]] (each participant holds out that share of its images and scores every global model on them; the best-scored version is selected, and the federation stops after patience versions without a better one, 0 never)', default: FEDERATION_DEFAULT_OPTIONS.selection },
 ];
 
-/** The mechanism options checked and in canonical text form; a malformed one is a usage error. */
-export async function parseMechanisms(values: OptionValues) {
+/**
+ * The mechanism options checked and in canonical text form; a malformed one is a usage error. Without
+ * --server-optimizer, the default applies where it can (module E on), else none.
+ */
+export async function parseMechanisms(values: OptionValues, modules: { head: boolean }) {
   const core = await import('@fuss/core');
   const usage = <T>(parse: () => T): T => {
     try {
@@ -115,10 +145,22 @@ export async function parseMechanisms(values: OptionValues) {
     }
   };
   return {
-    serverOptimizer: usage(() => core.formatServerOptimizer(core.parseServerOptimizer(values['server-optimizer'] as string))),
+    serverOptimizer: usage(() => {
+      const given = values['server-optimizer'] as string | undefined;
+      const serverOptimizer = core.formatServerOptimizer(core.parseServerOptimizer(given ?? (modules.head ? FEDERATION_DEFAULT_OPTIONS['server-optimizer'] : 'none')));
+      checkServerOptimizerModules(serverOptimizer, modules);
+      return serverOptimizer;
+    }),
     localOptimizer: values['local-optimizer'] as 'reset' | 'keep',
     lrSchedule: values['lr-schedule'] as 'constant' | 'cosine',
     augment: usage(() => core.formatAugmentation(values.augment as string)),
     selection: usage(() => core.formatSelectionRule(core.parseSelectionRule(values.selection as string))),
   };
+}
+
+/** The server optimiser (fedavgm by default) steps along the aggregated head, so it needs module E. */
+export function checkServerOptimizerModules(serverOptimizer: string, modules: { head: boolean }): void {
+  if (serverOptimizer !== 'none' && !modules.head) {
+    throw new UsageError(`--server-optimizer ${serverOptimizer} steps along the aggregated head: it needs module E in --modules (give --server-optimizer none to federate without the head)`);
+  }
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from '../options.js';
 import { UsageError } from '../options.js';
-import { BACKBONE_OPTIONS, cacheDirOf, FEDERATION_PRESETS, MECHANISM_OPTIONS, openBackbone, parseMechanisms, PRESET_OPTION, resolveCliDevice, parseModules } from './shared.js';
+import { AGGREGATION_OPTIONS, BACKBONE_OPTIONS, cacheDirOf, FEDERATION_PRESETS, MECHANISM_OPTIONS, openBackbone, parseMechanisms, PRESET_OPTION, resolveCliDevice, parseModules } from './shared.js';
 
 export const simulateCommand: Command = {
   name: 'simulate',
@@ -18,17 +18,14 @@ export const simulateCommand: Command = {
     ...BACKBONE_OPTIONS,
     { name: 'clients', type: 'integer', arg: 'N', description: 'Number of participants', required: true, min: 1 },
     { name: 'partition', type: 'string', arg: 'SPEC', description: 'domain (by dataset.json domainPattern), domain-blocks (each domain cut into blocks of consecutive images, one per participant), dirichlet:ALPHA (by dominant class) or iid', default: 'domain' },
-    { name: 'strategy', type: 'string', arg: 'NAME', description: 'Aggregation strategy (fedavg, fedcc-kmeans, fedcc-maximin, ...)', default: 'fedavg' },
-    { name: 'modules', type: 'string', arg: 'LIST', description: 'Aggregation modules: W (size weighting), E (head), C (centroids); e.g. "C" keeps each head', default: 'W,E,C' },
-    { name: 'robust', type: 'string', arg: 'RULE', description: 'Robust aggregation: clip[:c] (deltas clipped to c times the median norm, c = 2), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)', default: 'clip' },
+    ...AGGREGATION_OPTIONS,
     { name: 'max-samples', type: 'integer', arg: 'N', description: 'Largest sample count an update may claim (larger ones are refused, as by the server)', default: 1_000_000, min: 1 },
     { name: 'attackers', type: 'integer', arg: 'N', description: 'The first N participants send a poisoned update (with --attack)', default: 0, min: 0 },
     { name: 'attack', type: 'string', arg: 'KIND', description: 'scale:S (delta times S), signflip, noise:SIGMA (Gaussian replacement), samples:N (lies about its size), nan' },
-    { name: 'regularizer', type: 'string', arg: 'NAME', description: 'Client regularizer', default: 'none', choices: ['none', 'fedprox', 'moon'] },
     { name: 'regularizer-scope', type: 'string', arg: 'SCOPE', description: 'Parameters the regularizer acts on', default: 'nonlinear', choices: ['nonlinear', 'head'] },
     ...MECHANISM_OPTIONS,
     PRESET_OPTION,
-    { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', default: 10, min: 1 },
+    { name: 'rounds', type: 'integer', arg: 'R', description: 'Federated rounds', default: 5, min: 1 },
     { name: 'local-steps', type: 'integer', arg: 'S', description: 'Local training steps per round', default: 100, min: 1 },
     { name: 'k', type: 'integer', arg: 'K', description: 'Number of centroids (default: the classes of dataset.json)', min: 1 },
     { name: 'eval', type: 'string', arg: 'DIR', description: 'Labelled dataset to evaluate the global model on after every round' },
@@ -78,7 +75,7 @@ export const simulateCommand: Command = {
       if (values['over-http']) throw new UsageError('--attack runs in process only (participants over HTTP are honest)');
       if (values.baseline) throw new UsageError('--attack needs a federation; it does not combine with --baseline');
     }
-    const mechanisms = await parseMechanisms(values);
+    const mechanisms = await parseMechanisms(values, modules);
     let train = await core.openDataset(values.data as string);
     let evaluation = values.eval ? await core.openDataset(values.eval as string) : undefined;
     if (values['hold-out'] !== undefined) {

@@ -49,6 +49,9 @@ export type FederationCreate = {
      * Number of centroids (classes)
      */
     k: number;
+    /**
+     * Aggregation strategy; the default is the best measured on the unseen-domain protocol (bench/RESULTS.md); the FUSS paper used fedcc-kmeans
+     */
     strategy?: 'fedavg' | 'fedcc-kmeans' | 'fedcc-maximin' | 'fedcc-kmeans-cosine' | 'fedcc-maximin-cosine' | 'aligned-fedavg';
     /**
      * Robust aggregation: clip[:c] (default: deltas clipped to c = 2 times the median norm), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)
@@ -75,7 +78,7 @@ export type FederationCreate = {
     regularizer?: 'none' | 'fedprox' | 'moon';
     regularizerScope?: 'nonlinear' | 'head';
     /**
-     * Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021)
+     * Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021). Default: fedavgm:1:0.9 when modules.head, else none
      */
     serverOptimizer?: string;
     /**

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { freshPglite, type TestDatabase } from './test-support/databases.js';
-import { decodeModel } from '@fuss/core';
+import { decodeModel, FEDERATION_DEFAULTS } from '@fuss/core';
 import { loadConfig } from './config.js';
 
 const ADMIN = 'admin-token-for-tests-0123456789';
@@ -41,7 +41,7 @@ async function createFederation(body: object = federationBody) {
 describe('federations and participants', () => {
   it('creates a federation with defaults, its initial model and round 1', async () => {
     const federation = await createFederation();
-    expect(federation).toMatchObject({ name: 'road-scenes', strategy: 'fedcc-kmeans', modules: { weighted: true, head: true, centroids: true }, minParticipants: 1, latestModelVersion: 0, status: 'active' });
+    expect(federation).toMatchObject({ name: 'road-scenes', strategy: FEDERATION_DEFAULTS.strategy, modules: { weighted: true, head: true, centroids: true }, minParticipants: 1, latestModelVersion: 0, status: 'active' });
     const rounds = await test.db.prisma.round.findMany({ where: { federationId: federation.id } });
     expect(rounds.map((r) => [r.number, r.state, r.baseVersion])).toEqual([[1, 'open', 0]]);
     const list = await app.inject({ method: 'GET', url: '/v1/federations', headers: admin });

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import {
-  aggregationSeed, createRng, createStrategy, decodeModel, encodeModel, HEAD_PARAM_NAMES, initCentroids, initHead, parseServerOptimizer, type ServerOptimizerState,
+  aggregationSeed, createRng, createStrategy, decodeModel, encodeModel, FEDERATION_DEFAULTS, HEAD_PARAM_NAMES, initCentroids, initHead, PAPER_FEDERATION, parseServerOptimizer, type ServerOptimizerState,
 } from '@fuss/core';
 import { buildApp } from './app.js';
 import { collectGarbage } from './storage/garbage.js';
@@ -58,9 +58,15 @@ for (const [label, fresh] of [['PGlite', freshPglite], ['Postgres', freshPostgre
     const put = (server: FastifyInstance, id: string, round: number, headers: object, body: Buffer, metrics: object = { loss: 0.5 }) =>
       server.inject({ method: 'PUT', url: `/v1/federations/${id}/rounds/${round}/update?samples=${10 + round}&metrics=${encodeURIComponent(JSON.stringify(metrics))}`, headers: { ...headers, 'content-type': 'application/octet-stream' }, payload: body });
 
-    it('creates federations with the paper settings by default, stores canonical forms, and refuses bad ones', async () => {
-      const paper = (await create(app)).json();
-      expect(paper).toMatchObject({ serverOptimizer: 'none', localOptimizer: 'reset', lrSchedule: 'constant', augment: 'none', selection: 'none', selectedModelVersion: null });
+    it('creates federations with the measured defaults, stores canonical forms, and refuses bad ones', async () => {
+      const defaults = (await create(app, { strategy: undefined, robust: undefined })).json();
+      expect(defaults).toMatchObject({ ...FEDERATION_DEFAULTS, selectedModelVersion: null });
+      // The default server optimiser steps along the head: without module E it is none, not an error.
+      const withoutHead = await create(app, { modules: { head: false } });
+      expect(withoutHead.statusCode, withoutHead.body).toBe(201);
+      expect(withoutHead.json()).toMatchObject({ serverOptimizer: 'none', modules: { head: false, weighted: true, centroids: true } });
+      const paper = (await create(app, { ...PAPER_FEDERATION })).json();
+      expect(paper).toMatchObject({ ...PAPER_FEDERATION, selectedModelVersion: null });
       const created = await create(app, { serverOptimizer: 'fedadam', localOptimizer: 'keep', lrSchedule: 'cosine', augment: 'crops:0.8,flip', selection: 'loss' });
       expect(created.statusCode, created.body).toBe(201);
       expect(created.json()).toMatchObject({ serverOptimizer: 'fedadam:0.01:0.001:0.9:0.99', localOptimizer: 'keep', lrSchedule: 'cosine', augment: 'flip,crops:0.8', selection: 'loss:0.1:2' });

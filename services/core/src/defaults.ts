@@ -60,3 +60,42 @@ export const CRF_DEFAULTS = {
    */
   workingPixels: 8_000,
 } as const;
+
+/**
+ * The federation configuration used where none is given (`fuss simulate`, `fuss federation create` and
+ * `POST /federations`): the best measured on the unseen-domain protocol of issue 16 (bench/RESULTS.md,
+ * "Federation on a domain no participant trained on": CamVid, leave one sequence out, 3 seeds).
+ * - FedCC-Maximin on cosine-normalised centroids: the reference code assigns pixels by cosine, so
+ *   merging directions rather than raw vectors keeps the merge in the space the model is used in;
+ * - FedAvgM (server momentum 0.9 on the head delta, Hsu et al. 2019);
+ * - size weights kept (module W): unlike on the in-domain split, equal weights lose on the unseen one;
+ * - the norm clip against hostile updates (issue 15), which costs nothing measurable when all are honest.
+ */
+export const FEDERATION_DEFAULTS = {
+  strategy: 'fedcc-maximin-cosine',
+  modules: { weighted: true, head: true, centroids: true },
+  robust: 'clip',
+  regularizer: 'none',
+  serverOptimizer: 'fedavgm:1:0.9',
+  localOptimizer: 'reset',
+  lrSchedule: 'constant',
+  augment: 'none',
+  selection: 'none',
+} as const;
+
+/**
+ * The FUSS paper's settings exactly (`--preset paper`): FedCC-KMeans with modules W+E+C, no robust rule,
+ * no regularizer, no server optimiser, Adam restarted every round at a constant rate, no augmented
+ * views, no model selection.
+ */
+export const PAPER_FEDERATION = {
+  strategy: 'fedcc-kmeans',
+  modules: { weighted: true, head: true, centroids: true },
+  robust: 'none',
+  regularizer: 'none',
+  serverOptimizer: 'none',
+  localOptimizer: 'reset',
+  lrSchedule: 'constant',
+  augment: 'none',
+  selection: 'none',
+} as const;

@@ -2,7 +2,7 @@
 // validates, types the handlers and documents the API.
 
 import { Type, type Static } from '@sinclair/typebox';
-import { AUGMENTATION_PATTERN, LR_SCHEDULES, LOCAL_OPTIMIZERS, ROBUST_RULE_PATTERN, SELECTION_PATTERN, SERVER_OPTIMIZER_PATTERN, STRATEGY_NAMES } from '@fuss/core';
+import { AUGMENTATION_PATTERN, FEDERATION_DEFAULTS, LR_SCHEDULES, LOCAL_OPTIMIZERS, ROBUST_RULE_PATTERN, SELECTION_PATTERN, SERVER_OPTIMIZER_PATTERN, STRATEGY_NAMES } from '@fuss/core';
 
 export const FederationCreate = Type.Object(
   {
@@ -15,34 +15,38 @@ export const FederationCreate = Type.Object(
     }),
     codeDim: Type.Integer({ minimum: 1, maximum: 4096, default: 70, description: 'Code dimension D of the head' }),
     k: Type.Integer({ minimum: 1, maximum: 1000, description: 'Number of centroids (classes)' }),
-    strategy: Type.Union(STRATEGY_NAMES.map((name) => Type.Literal(name)), { default: 'fedcc-kmeans' }),
+    strategy: Type.Union(STRATEGY_NAMES.map((name) => Type.Literal(name)), {
+      default: FEDERATION_DEFAULTS.strategy,
+      description: 'Aggregation strategy; the default is the best measured on the unseen-domain protocol (bench/RESULTS.md); the FUSS paper used fedcc-kmeans',
+    }),
     robust: Type.String({
       pattern: ROBUST_RULE_PATTERN,
-      default: 'clip',
+      default: FEDERATION_DEFAULTS.robust,
       description: 'Robust aggregation: clip[:c] (default: deltas clipped to c = 2 times the median norm), trimmed-mean[:beta], median, krum[:f], multi-krum[:f[:m]], or none (the paper)',
     }),
     maxSamples: Type.Integer({ minimum: 1, maximum: 1_000_000_000, default: 1_000_000, description: 'Largest sample count a participant may report' }),
     modules: Type.Object(
       {
-        weighted: Type.Boolean({ default: true, description: 'W: weight by sample count' }),
-        head: Type.Boolean({ default: true, description: 'E: aggregate the head' }),
-        centroids: Type.Boolean({ default: true, description: 'C: aggregate the centroids' }),
+        weighted: Type.Boolean({ default: FEDERATION_DEFAULTS.modules.weighted, description: 'W: weight by sample count' }),
+        head: Type.Boolean({ default: FEDERATION_DEFAULTS.modules.head, description: 'E: aggregate the head' }),
+        centroids: Type.Boolean({ default: FEDERATION_DEFAULTS.modules.centroids, description: 'C: aggregate the centroids' }),
       },
       { default: {} },
     ),
-    regularizer: Type.Union([Type.Literal('none'), Type.Literal('fedprox'), Type.Literal('moon')], { default: 'none' }),
+    regularizer: Type.Union([Type.Literal('none'), Type.Literal('fedprox'), Type.Literal('moon')], { default: FEDERATION_DEFAULTS.regularizer }),
     regularizerScope: Type.Union([Type.Literal('nonlinear'), Type.Literal('head')], { default: 'nonlinear' }),
-    serverOptimizer: Type.String({
-      pattern: SERVER_OPTIMIZER_PATTERN,
-      default: 'none',
-      description: 'Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021)',
-    }),
-    localOptimizer: Type.Union(LOCAL_OPTIMIZERS.map((name) => Type.Literal(name)), { default: 'reset', description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds" }),
-    lrSchedule: Type.Union(LR_SCHEDULES.map((name) => Type.Literal(name)), { default: 'constant', description: 'Learning rates across the rounds: constant (the paper) or cosine' }),
-    augment: Type.String({ pattern: AUGMENTATION_PATTERN, default: 'none', description: 'Views participants train on: none, flip, crops:F or flip,crops:F' }),
+    serverOptimizer: Type.Optional(
+      Type.String({
+        pattern: SERVER_OPTIMIZER_PATTERN,
+        description: `Server optimiser on the head delta (needs modules.head): none (FedAvg), fedavgm[:lr[:momentum]] or fedadam[:lr[:tau[:beta1[:beta2]]]] (Reddi et al. 2021). Default: ${FEDERATION_DEFAULTS.serverOptimizer} when modules.head, else none`,
+      }),
+    ),
+    localOptimizer: Type.Union(LOCAL_OPTIMIZERS.map((name) => Type.Literal(name)), { default: FEDERATION_DEFAULTS.localOptimizer, description: "Participants' Adam optimisers: reset every round (the paper) or keep their state across rounds" }),
+    lrSchedule: Type.Union(LR_SCHEDULES.map((name) => Type.Literal(name)), { default: FEDERATION_DEFAULTS.lrSchedule, description: 'Learning rates across the rounds: constant (the paper) or cosine' }),
+    augment: Type.String({ pattern: AUGMENTATION_PATTERN, default: FEDERATION_DEFAULTS.augment, description: 'Views participants train on: none, flip, crops:F or flip,crops:F' }),
     selection: Type.String({
       pattern: SELECTION_PATTERN,
-      default: 'none',
+      default: FEDERATION_DEFAULTS.selection,
       description: 'Label-free model selection: none, or loss[:holdout[:patience]] (participants score each global model on held-out images; the federation stops after patience versions without a better score)',
     }),
     rounds: Type.Integer({ minimum: 1, maximum: 100000 }),
