@@ -87,9 +87,9 @@ const ROWS = [
   { id: 'rounds-double-selection', row: `${ROUNDS * 2} rounds x ${STEPS} steps + model selection`, settings: { selection: 'loss:0.1:2' }, rounds: ROUNDS * 2 },
 ];
 const byId = new Map(ROWS.map((r) => [r.id, r]));
-// The combination: by default every mechanism that is a setting (not the budget splits or strategy
-// alternatives); --combine ID,... builds it from the named rows' settings instead.
-const combineIds = list(values.combine) ?? ['no-w', 'fedavgm', 'adam-kept', 'cosine', 'flip', 'selection'];
+// The combination: by default the one FEDERATION_DEFAULTS adopted (the best measured; bench/RESULTS.md);
+// --combine ID,... builds it from the named rows' settings instead.
+const combineIds = list(values.combine) ?? ['maximin-cosine', 'fedavgm'];
 for (const id of combineIds) if (!byId.get(id)?.settings) throw new Error(`--combine: no mechanism row "${id}"; rows: ${ROWS.filter((r) => r.settings).map((r) => r.id).join(', ')}`);
 const combined = Object.assign({}, ...combineIds.map((id) => byId.get(id).settings));
 const combinedId = `combined-${combineIds.join('+')}`;
