@@ -61,7 +61,7 @@ const QUARTER = Math.max(1, Math.round(STEPS / 4));
 
 // The paper's settings (`--preset paper` of fuss simulate); rows change what they name.
 const E_C = { weighted: false, head: true, centroids: true };
-const PAPER = { ...PAPER_FEDERATION };
+const PAPER = PAPER_FEDERATION;
 
 /** Rows: id (part of the run's file name; never rename), label, and the settings over PAPER. */
 const ROWS = [

@@ -147,7 +147,7 @@ export async function parseMechanisms(values: OptionValues, modules: { head: boo
   return {
     serverOptimizer: usage(() => {
       const given = values['server-optimizer'] as string | undefined;
-      const serverOptimizer = core.formatServerOptimizer(core.parseServerOptimizer(given ?? (modules.head ? FEDERATION_DEFAULT_OPTIONS['server-optimizer'] : 'none')));
+      const serverOptimizer = core.formatServerOptimizer(core.parseServerOptimizer(given ?? core.defaultServerOptimizer(modules)));
       checkServerOptimizerModules(serverOptimizer, modules);
       return serverOptimizer;
     }),
@@ -159,7 +159,7 @@ export async function parseMechanisms(values: OptionValues, modules: { head: boo
 }
 
 /** The server optimiser (fedavgm by default) steps along the aggregated head, so it needs module E. */
-export function checkServerOptimizerModules(serverOptimizer: string, modules: { head: boolean }): void {
+function checkServerOptimizerModules(serverOptimizer: string, modules: { head: boolean }): void {
   if (serverOptimizer !== 'none' && !modules.head) {
     throw new UsageError(`--server-optimizer ${serverOptimizer} steps along the aggregated head: it needs module E in --modules (give --server-optimizer none to federate without the head)`);
   }

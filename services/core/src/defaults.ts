@@ -83,6 +83,11 @@ export const FEDERATION_DEFAULTS = {
   selection: 'none',
 } as const;
 
+/** The server optimiser of a federation that names none: the default where it can step (module E on), else none. */
+export function defaultServerOptimizer(modules: { head: boolean }): string {
+  return modules.head ? FEDERATION_DEFAULTS.serverOptimizer : 'none';
+}
+
 /**
  * The FUSS paper's settings exactly (`--preset paper`): FedCC-KMeans with modules W+E+C, no robust rule,
  * no regularizer, no server optimiser, Adam restarted every round at a constant rate, no augmented

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { PrismaClient } from '../generated/prisma/client.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { FederationCreate, FederationView } from '../schemas/federations.js';
-import { FEDERATION_DEFAULTS, FussError, formatAugmentation, formatRobustRule, formatSelectionRule, formatServerOptimizer, parseRobustRule, parseSelectionRule, parseServerOptimizer } from '@fuss/core';
+import { defaultServerOptimizer, FussError, formatAugmentation, formatRobustRule, formatSelectionRule, formatServerOptimizer, parseRobustRule, parseSelectionRule, parseServerOptimizer } from '@fuss/core';
 import type { BlobStore } from '../storage/blob-store.js';
 import { TRANSACTION_OPTIONS } from './rounds-service.js';
 import { inlineModelComputer, type ModelComputer } from '../aggregation/model-worker.js';
@@ -116,8 +116,7 @@ export function createFederationsService(deps: { prisma: PrismaClient; blobs: Bl
       }
       let mechanisms;
       try {
-        // Without one named, the default server optimiser applies where it can (it steps along the head).
-        const serverOptimizer = parseServerOptimizer(input.serverOptimizer ?? (input.modules.head ? FEDERATION_DEFAULTS.serverOptimizer : 'none'));
+        const serverOptimizer = parseServerOptimizer(input.serverOptimizer ?? defaultServerOptimizer(input.modules));
         if (serverOptimizer.kind !== 'none' && !input.modules.head) throw new Error('a server optimiser steps along the aggregated head: it needs modules.head');
         mechanisms = {
           robust: formatRobustRule(parseRobustRule(input.robust)),

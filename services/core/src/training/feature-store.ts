@@ -9,6 +9,7 @@ import { extractFeatures, type ExtractOptions } from '../features/extract.js';
 import { float32ToFloat16, halfToFloatTable } from '../io/float16.js';
 import { ConfigError } from '../errors.js';
 import { IDENTITY_VIEW, type FeatureView } from '../features/views.js';
+import { transposePlanes } from './head-codes.js';
 
 export interface StoredImage {
   /** The image's id, with `@<view>` for an augmented view. */
@@ -41,20 +42,6 @@ export function readCell(image: StoredImage, channels: number, p: number, out: F
   const data = image.data;
   const base = p * channels;
   for (let c = 0; c < channels; c++) out[offset + c] = halfToFloatTable[data[base + c]];
-}
-
-/** [rows, cols] -> [cols, rows] of float16 bits, in tiles that stay in cache. */
-export function transposeHalf(data: Uint16Array, rows: number, cols: number): Uint16Array {
-  const out = new Uint16Array(rows * cols);
-  const TILE = 64;
-  for (let r0 = 0; r0 < rows; r0 += TILE) {
-    const r1 = Math.min(rows, r0 + TILE);
-    for (let c0 = 0; c0 < cols; c0 += TILE) {
-      const c1 = Math.min(cols, c0 + TILE);
-      for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) out[c * rows + r] = data[r * cols + c];
-    }
-  }
-  return out;
 }
 
 /**
@@ -93,7 +80,7 @@ export async function loadFeatureStore(
       totalCells += cells;
       pooled.push(pool);
       const id = view.id === IDENTITY_VIEW.id ? item.id : `${item.id}@${view.id}`;
-      images.push({ id, source: sourceOf.get(item)!, height: features.height, width: features.width, data: transposeHalf(data, channels, cells) });
+      images.push({ id, source: sourceOf.get(item)!, height: features.height, width: features.width, data: transposePlanes(data, channels, cells) });
     }
   }
   if (images.length === 0) throw new ConfigError('no images to train on');
