@@ -30,19 +30,39 @@ try {
     backbone: { sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) },
   } satisfies EvaluationReply);
 
+  // The evaluation in progress, if any; 'stop' aborts it at its next image, then the thread ends itself.
+  let current: { done: Promise<unknown>; abort: AbortController } | undefined;
   port.on('message', (request: EvaluationRequest) => {
+    if (request.kind === 'stop') {
+      current?.abort.abort();
+      void (current?.done ?? Promise.resolve()).finally(async () => {
+        await backbone.close();
+        await engine.dispose();
+        process.exit(0);
+      });
+      return;
+    }
     const started = performance.now();
-    (async () => {
+    const abort = new AbortController();
+    const done = (async () => {
       const model = decodeModel(request.bytes, { backboneSha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) }, 'global model');
       const codes = headCodeFunction(engine, model.head, model.channels, model.codeDim);
-      return evaluateCentroids(dataset, backbone, model.centroids, model.k, { codes, cacheDir: config.cacheDir });
+      return evaluateCentroids(dataset, backbone, model.centroids, model.k, { codes, cacheDir: config.cacheDir, signal: abort.signal });
     })().then(
       (metrics) => port.postMessage({
         kind: 'done', id: request.id,
         result: { mIoU: metrics.mIoU, pixelAccuracy: metrics.pixelAccuracy, perClassIoU: metrics.perClassIoU, images: metrics.images, seconds: (performance.now() - started) / 1000 },
       } satisfies EvaluationReply),
-      (err: unknown) => port.postMessage({ kind: 'failed', id: request.id, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies EvaluationReply),
+      (err: unknown) => {
+        // Stopped, not failed: nothing is recorded, so the model is evaluated again after a restart.
+        if (abort.signal.aborted) return;
+        port.postMessage({ kind: 'failed', id: request.id, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies EvaluationReply);
+      },
     );
+    current = { done, abort };
+    void done.finally(() => {
+      if (current?.done === done) current = undefined;
+    });
   });
 } catch (err) {
   port.postMessage({ kind: 'fatal', message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies EvaluationReply);

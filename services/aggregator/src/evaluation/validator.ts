@@ -16,7 +16,8 @@ export interface EvaluationWorkerData {
   cacheDir: string;
 }
 
-export type EvaluationRequest = { id: number; bytes: Uint8Array };
+/** A model to evaluate, or the request to end (the evaluation in progress stops at its next image). */
+export type EvaluationRequest = { kind: 'evaluate'; id: number; bytes: Uint8Array } | { kind: 'stop' };
 
 export interface EvaluationResult {
   /** Percent, after Hungarian matching of clusters to classes (DESIGN "Evaluation"). */
@@ -80,6 +81,7 @@ export class Validator {
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`the evaluation worker stopped (exit code ${code})`)));
     }).catch(async (err: Error) => {
+      // Safe to terminate here: the worker has not started an evaluation (it is idle or has exited).
       await worker.terminate();
       throw err;
     });
@@ -117,7 +119,7 @@ export class Validator {
         const result = await new Promise<EvaluationResult>((resolve, reject) => {
           const id = this.nextId++;
           this.pending.set(id, { resolve, reject });
-          this.worker.postMessage({ id, bytes } satisfies EvaluationRequest);
+          this.worker.postMessage({ kind: 'evaluate', id, bytes } satisfies EvaluationRequest);
         });
         stored = { sha256, evaluatedAt: new Date().toISOString(), ...result };
       } catch (err) {
@@ -133,9 +135,14 @@ export class Validator {
     return result;
   }
 
-  /** Stops the worker at once; an evaluation in progress is dropped (and done again after a restart). */
+  /**
+   * Stops the worker; an evaluation in progress is dropped at its next image (and done again after a
+   * restart). The worker ends itself: terminating a thread inside onnxruntime aborts the process.
+   */
   async close(): Promise<void> {
-    await this.worker.terminate();
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage({ kind: 'stop' } satisfies EvaluationRequest);
+    await exited;
   }
 }
 

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp from 'sharp';
 import { Backbone, createEngine, decodeModel, featureConfigKey, FussError, segmentImage, type SegmentationModel } from '@fuss/core';
-import type { WorkerData, WorkerReply, WorkerRequest } from './worker-pool.js';
+import type { ToSegmentWorker, WorkerData, WorkerReply, WorkerRequest } from './worker-pool.js';
 
 const MODEL_CACHE_SIZE = 4;
 
@@ -22,15 +22,35 @@ const models = new Map<string, SegmentationModel>();
 
 port.postMessage({ kind: 'ready', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) } } satisfies WorkerReply);
 
-port.on('message', (request: WorkerRequest) => {
-  handle(request).then(
+// A job in progress and whether the pool asked this worker to stop. The thread ends itself, between
+// jobs: the pool never terminates it, since terminating a thread inside onnxruntime aborts the process.
+let running = 0;
+let stopping = false;
+
+async function stop() {
+  await backbone.close();
+  await engine.dispose();
+  process.exit(0);
+}
+
+port.on('message', (message: ToSegmentWorker) => {
+  if (message.kind === 'stop') {
+    stopping = true;
+    if (running === 0) void stop();
+    return;
+  }
+  running++;
+  handle(message).then(
     (reply) => port.postMessage(reply, reply.kind === 'done' && typeof reply.body !== 'string' ? [reply.body.buffer as ArrayBuffer] : []),
     (err: unknown) => {
       const status = err instanceof FussError ? err.status : 500;
       const type = err instanceof FussError ? err.type : 'internal';
-      port.postMessage({ kind: 'failed', id: request.id, status, type, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies WorkerReply);
+      port.postMessage({ kind: 'failed', id: message.id, status, type, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies WorkerReply);
     },
-  );
+  ).finally(() => {
+    running--;
+    if (stopping && running === 0) void stop();
+  });
 });
 
 async function handle(request: WorkerRequest): Promise<WorkerReply> {

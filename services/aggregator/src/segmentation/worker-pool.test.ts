@@ -1,6 +1,7 @@
 // The /segment worker pool with a tiny backbone: masks at the image's size from a bounded working
-// size, a full queue answered 503 with Retry-After at once, a job past its time limit stopped (its
-// worker replaced), and bad images answered 400 without harming the pool.
+// size, a full queue answered 503 with Retry-After at once, a job past its time limit answered 503 (its
+// worker finishes it, then serves again), bad images answered 400 without harming the pool, and a close
+// during inference that leaves the process standing.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFile } from 'node:fs/promises';
@@ -90,16 +91,34 @@ describe('SegmentPool', () => {
     }
   });
 
-  it('stops a job past its time limit, replaces its worker, and keeps serving', async () => {
+  it('answers a job past its time limit with 503 at once, and its worker then goes on serving', async () => {
     const pool = await SegmentPool.start({ backbonePath: modelPath, workers: 1, queue: 2, threads: 1, timeoutMs: 150 });
     try {
       const slow = request(await picture(4000, 3000), { maxSide: 4000, format: 'overlay' });
+      const started = performance.now();
       await expect(pool.segment(slow)).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/longer than 150 ms/) });
-      // The replacement worker answers the next (quick) image.
+      expect(performance.now() - started).toBeLessThan(1000);
+      // The worker finishes the abandoned image (it cannot be interrupted), then answers the next one.
+      expect(pool.load.running).toBe(1);
       const quick = await pool.segment(request(await picture(40, 20)));
       expect(quick.contentType).toBe('image/png');
+      expect(pool.load).toEqual({ running: 0, waiting: 0 });
     } finally {
       await pool.close();
+    }
+  });
+
+  // Terminating a worker thread inside onnxruntime aborts the whole process (this test file's with it),
+  // so this fails by crashing if close() ever terminates workers again.
+  it('closes while images are being segmented without taking the process down', async () => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const pool = await SegmentPool.start({ backbonePath: modelPath, workers: 2, queue: 2, threads: 1, timeoutMs: 30_000 });
+      const big = request(await picture(1500, 1000), { maxSide: 1500, format: 'overlay' });
+      const jobs = [pool.segment(big), pool.segment(big), pool.segment(big)].map((job) => job.then(() => 'done', (err: { status?: number }) => err.status));
+      await new Promise((resolve) => setTimeout(resolve, 30 + 40 * attempt));
+      await pool.close();
+      for (const outcome of await Promise.all(jobs)) expect([503, 'done']).toContain(outcome);
+      await expect(pool.segment(big)).rejects.toMatchObject({ status: 503 });
     }
   });
 });

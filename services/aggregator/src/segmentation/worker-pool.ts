@@ -1,7 +1,12 @@
 // Inference for POST /segment off the event loop: a pool of worker threads, each holding the backbone
 // and a head engine, fed from a bounded queue. When every worker is busy and the queue is full the
-// request is refused at once with 503 and Retry-After; a job that runs past its time limit has its
-// worker stopped and replaced, and is answered 503. The main thread only routes messages.
+// request is refused at once with 503 and Retry-After; a job that runs past its time limit is answered
+// 503 at once, and its worker takes the next job when it has finished it. The main thread only routes
+// messages.
+//
+// No worker is ever terminated from outside: terminating a thread while onnxruntime-node runs in it
+// aborts the whole process (the binding throws a C++ exception it cannot deliver: "terminate called
+// after throwing an instance of 'Napi::Error'"). A worker is asked to stop and ends itself between jobs.
 
 import { Worker } from 'node:worker_threads';
 import { FussError, type ClassLabel, type MaskFormat, type Refinement, type ResolvedDevice } from '@fuss/core';
@@ -23,6 +28,7 @@ export interface SegmentOptions {
 }
 
 export interface WorkerRequest extends SegmentOptions {
+  kind: 'segment';
   id: number;
   image: Uint8Array;
   modelVersion: number;
@@ -30,6 +36,9 @@ export interface WorkerRequest extends SegmentOptions {
   maxSide: number;
   maxPixels: number;
 }
+
+/** What the pool sends a worker: an image, or the request to end once its job is done. */
+export type ToSegmentWorker = WorkerRequest | { kind: 'stop' };
 
 export type WorkerReply =
   | { kind: 'ready'; backbone: { id: string; sha256: string; featureKey: string } }
@@ -72,6 +81,8 @@ interface Job {
   resolve: (result: SegmentResult) => void;
   reject: (err: unknown) => void;
   withBytes: boolean;
+  /** Answered already (503 past its time limit); the worker's reply only frees the slot. */
+  abandoned?: boolean;
 }
 
 interface Slot {
@@ -90,6 +101,8 @@ function workerEntry(): { file: URL; options: { workerData?: unknown; execArgv?:
 
 export class SegmentPool {
   private readonly slots: Slot[] = [];
+  /** Every worker not yet exited, ready or still starting (close() waits for all of them). */
+  private readonly live = new Set<Worker>();
   private readonly waiting: Job[] = [];
   private nextId = 1;
   private closed = false;
@@ -120,13 +133,14 @@ export class SegmentPool {
     const tsEntry = entry.file.pathname.endsWith('.mjs') ? { entry: new URL('./segment-worker.ts', import.meta.url).href } : {};
     const worker = new Worker(entry.file, { ...entry.options, workerData: { ...data, ...tsEntry }, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
     const slot: Slot = { worker };
+    this.live.add(worker);
     return new Promise<Slot>((resolve, reject) => {
       let ready = false;
       worker.on('message', (reply: WorkerReply) => {
         if (reply.kind === 'ready') {
           ready = true;
           this.backbone = reply.backbone;
-          this.slots.push(slot);
+          if (!this.closed) this.slots.push(slot); // a worker that finished starting after close() was asked to stop
           resolve(slot);
           this.dispatch();
         } else if (reply.kind === 'log') {
@@ -140,6 +154,7 @@ export class SegmentPool {
         else this.options.log?.(`segment worker failed: ${err.message}`);
       });
       worker.on('exit', (code) => {
+        this.live.delete(worker);
         if (!ready) {
           reject(new Error(`a /segment worker exited with code ${code} while starting`));
           return;
@@ -163,6 +178,10 @@ export class SegmentPool {
   private settle(slot: Slot, reply: Exclude<WorkerReply, { kind: 'ready' | 'log' }>) {
     const job = slot.job;
     if (!job || job.id !== reply.id) return;
+    if (job.abandoned) {
+      this.finish(slot, () => undefined);
+      return;
+    }
     if (reply.kind === 'need-model') {
       job.withBytes = true;
       job.request.modelBytes().then(
@@ -190,6 +209,7 @@ export class SegmentPool {
   private post(slot: Slot, job: Job, modelBytes?: Uint8Array) {
     const { request } = job;
     const message: WorkerRequest = {
+      kind: 'segment',
       id: job.id,
       image: request.image,
       format: request.format,
@@ -210,9 +230,11 @@ export class SegmentPool {
       const job = this.waiting.shift()!;
       slot.job = job;
       slot.timer = setTimeout(() => {
-        this.options.log?.(`a /segment inference ran past ${this.options.timeoutMs} ms; restarting its worker`);
-        this.retire(slot, new ServiceUnavailableError(`segmentation took longer than ${this.options.timeoutMs} ms and was stopped`, 5));
-        void slot.worker.terminate();
+        // The client is answered now; the worker cannot be interrupted safely, so its slot stays busy
+        // until it has finished (an inference's time is bounded by the pixel limit).
+        this.options.log?.(`a /segment inference ran past ${this.options.timeoutMs} ms; answered 503, its worker finishes it first`);
+        job.abandoned = true;
+        job.reject(new ServiceUnavailableError(`segmentation took longer than ${this.options.timeoutMs} ms and was abandoned`, 5));
       }, this.options.timeoutMs);
       this.post(slot, job);
     }
@@ -231,13 +253,20 @@ export class SegmentPool {
     });
   }
 
+  /** Answers what waits with 503 and stops every worker once its job is done (never mid-inference). */
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.waiting.splice(0)) job.reject(new ServiceUnavailableError('the server is shutting down', 5));
-    await Promise.all(this.slots.splice(0).map(async (slot) => {
+    for (const slot of this.slots.splice(0)) {
       clearTimeout(slot.timer);
-      slot.job?.reject(new ServiceUnavailableError('the server is shutting down', 5));
-      await slot.worker.terminate();
+      const job = slot.job;
+      slot.job = undefined;
+      if (job && !job.abandoned) job.reject(new ServiceUnavailableError('the server is shutting down', 5));
+    }
+    await Promise.all([...this.live].map((worker) => {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ kind: 'stop' } satisfies ToSegmentWorker);
+      return exited;
     }));
   }
 }

@@ -32,6 +32,8 @@ export interface ExtractOptions {
   log?: (line: string) => void;
   /** The view of each image to extract (views.ts); the image itself by default. Cached per view. */
   view?: FeatureView;
+  /** Stops before the next image once aborted (the image being computed is finished first). */
+  signal?: AbortSignal;
 }
 
 /** Creates the cache for a backbone's feature configuration. */
@@ -128,6 +130,12 @@ async function* extractEach<T extends { imagePath: string }, R>(
   // Cache writes run behind the next image's inference; one at a time, all awaited before returning.
   let pendingWrite: Promise<void> = Promise.resolve();
   for (let i = 0; i < items.length; i++) {
+    if (options.signal?.aborted) {
+      // Nothing of this loop may still be running when the caller learns it stopped.
+      await next?.catch(() => undefined);
+      await pendingWrite.catch(() => undefined);
+      options.signal.throwIfAborted();
+    }
     const current = await next!;
     next = i + 1 < items.length ? prepare(items[i + 1]) : undefined;
     // Keep a rejected prefetch from surfacing as an unhandled rejection; it is awaited next turn.
