@@ -30,12 +30,13 @@ try {
     backbone: { sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) },
   } satisfies EvaluationReply);
 
-  // The evaluation in progress, if any; 'stop' aborts it at its next image, then the thread ends itself.
-  let current: { done: Promise<unknown>; abort: AbortController } | undefined;
+  // The latest evaluation (the validator sends one at a time); 'stop' aborts it at its next image, then
+  // the thread ends itself.
+  let latest: { done: Promise<unknown>; abort: AbortController } = { done: Promise.resolve(), abort: new AbortController() };
   port.on('message', (request: EvaluationRequest) => {
     if (request.kind === 'stop') {
-      current?.abort.abort();
-      void (current?.done ?? Promise.resolve()).finally(async () => {
+      latest.abort.abort();
+      void latest.done.finally(async () => {
         await backbone.close();
         await engine.dispose();
         process.exit(0);
@@ -59,10 +60,7 @@ try {
         port.postMessage({ kind: 'failed', id: request.id, message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies EvaluationReply);
       },
     );
-    current = { done, abort };
-    void done.finally(() => {
-      if (current?.done === done) current = undefined;
-    });
+    latest = { done, abort };
   });
 } catch (err) {
   port.postMessage({ kind: 'fatal', message: String((err as Error)?.message ?? err).slice(0, 2000) } satisfies EvaluationReply);

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FussError, type DeviceChoice } from '@fuss/core';
+import { stopWorker } from '../worker-stop.js';
 
 export interface EvaluationWorkerData {
   datasetDir: string;
@@ -137,12 +138,10 @@ export class Validator {
 
   /**
    * Stops the worker; an evaluation in progress is dropped at its next image (and done again after a
-   * restart). The worker ends itself: terminating a thread inside onnxruntime aborts the process.
+   * restart). The worker ends itself (worker-stop.ts).
    */
   async close(): Promise<void> {
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
-    this.worker.postMessage({ kind: 'stop' } satisfies EvaluationRequest);
-    await exited;
+    await stopWorker(this.worker);
   }
 }
 

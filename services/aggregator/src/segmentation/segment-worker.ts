@@ -22,8 +22,8 @@ const models = new Map<string, SegmentationModel>();
 
 port.postMessage({ kind: 'ready', backbone: { id: backbone.descriptor.id, sha256: backbone.descriptor.sha256, featureKey: featureConfigKey(backbone.descriptor) } } satisfies WorkerReply);
 
-// A job in progress and whether the pool asked this worker to stop. The thread ends itself, between
-// jobs: the pool never terminates it, since terminating a thread inside onnxruntime aborts the process.
+// Jobs in progress and whether the pool asked this worker to stop: the thread ends itself between jobs
+// (the pool never terminates it: worker-stop.ts).
 let running = 0;
 let stopping = false;
 

@@ -2,15 +2,12 @@
 // and a head engine, fed from a bounded queue. When every worker is busy and the queue is full the
 // request is refused at once with 503 and Retry-After; a job that runs past its time limit is answered
 // 503 at once, and its worker takes the next job when it has finished it. The main thread only routes
-// messages.
-//
-// No worker is ever terminated from outside: terminating a thread while onnxruntime-node runs in it
-// aborts the whole process (the binding throws a C++ exception it cannot deliver: "terminate called
-// after throwing an instance of 'Napi::Error'"). A worker is asked to stop and ends itself between jobs.
+// messages. No worker is terminated from outside (worker-stop.ts says why): it ends itself between jobs.
 
 import { Worker } from 'node:worker_threads';
 import { FussError, type ClassLabel, type MaskFormat, type Refinement, type ResolvedDevice } from '@fuss/core';
 import { ServiceUnavailableError } from '../errors.js';
+import { stopWorker } from '../worker-stop.js';
 
 export interface WorkerData {
   backbonePath: string;
@@ -263,10 +260,6 @@ export class SegmentPool {
       slot.job = undefined;
       if (job && !job.abandoned) job.reject(new ServiceUnavailableError('the server is shutting down', 5));
     }
-    await Promise.all([...this.live].map((worker) => {
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage({ kind: 'stop' } satisfies ToSegmentWorker);
-      return exited;
-    }));
+    await Promise.all([...this.live].map(stopWorker));
   }
 }
