@@ -12,7 +12,7 @@
 // so an interrupted run continues and a finished table reprints in seconds.
 //
 // Usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
-//   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...]
+//   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...[/id,...]]
 //   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--report] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
 //   [--seconds-per-step 0.125] [--seconds-per-eval-image 0.05] [--seconds-per-run 10]
 // --plan prints the runs still missing and an estimate of their CPU time, and runs nothing; --report
@@ -89,14 +89,18 @@ const ROWS = [
   { id: 'rounds-double-selection', row: `${ROUNDS * 2} rounds x ${STEPS} steps + model selection`, settings: { selection: 'loss:0.1:2' }, rounds: ROUNDS * 2 },
 ];
 const byId = new Map(ROWS.map((r) => [r.id, r]));
-// The combination: by default the one FEDERATION_DEFAULTS adopted (the best measured; bench/RESULTS.md);
-// --combine ID,... builds it from the named rows' settings instead.
-const combineIds = list(values.combine) ?? ['maximin-cosine', 'fedavgm'];
-for (const id of combineIds) if (!byId.get(id)?.settings) throw new Error(`--combine: no mechanism row "${id}"; rows: ${ROWS.filter((r) => r.settings).map((r) => r.id).join(', ')}`);
-const combined = Object.assign({}, ...combineIds.map((id) => byId.get(id).settings));
+// Combinations: by default the one FEDERATION_DEFAULTS adopted (the best measured; bench/RESULTS.md);
+// --combine ID,...[/ID,...] builds them from the named rows' settings instead (the first is the tables' default row).
+const combinations = (values.combine ?? 'maximin-cosine,fedavgm').split('/').map((text) => list(text));
+for (const combineIds of combinations) {
+  for (const id of combineIds) if (!byId.get(id)?.settings) throw new Error(`--combine: no mechanism row "${id}"; rows: ${ROWS.filter((r) => r.settings).map((r) => r.id).join(', ')}`);
+  const id = `combined-${combineIds.join('+')}`;
+  const first = (field) => combineIds.map((m) => byId.get(m)[field]).find(Boolean);
+  ROWS.push({ id, row: `combined: ${combineIds.join(' + ')}`, settings: Object.assign({}, ...combineIds.map((m) => byId.get(m).settings)), rounds: first('rounds'), localSteps: first('localSteps') });
+  byId.set(id, ROWS.at(-1));
+}
+const combineIds = combinations[0];
 const combinedId = `combined-${combineIds.join('+')}`;
-ROWS.push({ id: combinedId, row: `combined: ${combineIds.join(' + ')}`, settings: combined, rounds: combineIds.map((id) => byId.get(id).rounds).find(Boolean), localSteps: combineIds.map((id) => byId.get(id).localSteps).find(Boolean) });
-byId.set(combinedId, ROWS.at(-1));
 
 // Setups: id, participants (from the number of training domains), partition.
 const SETUPS = {
@@ -338,5 +342,5 @@ for (const name of tableNames) {
 
 mkdirSync(values.out, { recursive: true });
 const resultsPath = join(resolve(values.out), 'results.json');
-writeFileSync(resultsPath, `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), rounds: ROUNDS, localSteps: STEPS, seeds, combine: combineIds, tables }, null, 2)}\n`);
+writeFileSync(resultsPath, `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), rounds: ROUNDS, localSteps: STEPS, seeds, combine: combinations, tables }, null, 2)}\n`);
 console.log(`\nwritten ${resultsPath}`);
