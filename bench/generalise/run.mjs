@@ -9,7 +9,11 @@
 // (--preset paper settings), each mechanism of issue 16 alone on top of the paper's FedCC-KMeans, and
 // their combination. Every round is evaluated, so the tables show the best round and the decay after it.
 // Each run's JSON is written to bench/generalise/runs/ (commit them): the script resumes from them,
-// so an interrupted run continues and a finished table reprints in seconds.
+// so an interrupted run continues and a finished table reprints in seconds. Several processes can work
+// through one plan side by side (each claims a run with a lock file beside its record), and a centralized
+// run is recorded once: another setup whose participants' images, one group after the other, are the
+// same in the same order (sequence blocks of any count) trains the very same model, so its record is
+// copied with `sameRunAs`.
 //
 // Usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
 //   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...[/id,...]]
@@ -20,11 +24,12 @@
 // FUSS_ASSETS points at another assets folder (data/camvid/{train,val}, models/mobilenetv2-int8-features.onnx).
 
 import { parseArgs } from 'node:util';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  Backbone, ConfigError, createEngine, datasetDomains, holdOutDomain, openDataset, PAPER_FEDERATION, parsePartitionSpec, requireLabels, runBaseline, simulateFederation,
+  Backbone, ConfigError, createEngine, datasetDomains, holdOutDomain, openDataset, PAPER_FEDERATION, partitionDataset, parsePartitionSpec, requireLabels, runBaseline, simulateFederation,
 } from '@fuss/core';
 import { machine, median, printTable, sharedAssets } from '../common.mjs';
 
@@ -216,8 +221,83 @@ const backbone = values.report ? undefined : await Backbone.open(assets.mobilene
 // --threads 1 lets two of these processes share 2 cores: a third of a step is single-threaded JavaScript.
 const engine = values.report ? undefined : await createEngine('onnx', { threads: Number(values.threads) || undefined, log: (l) => console.error(l) });
 
+/** The images of a run's centralized trainer, in its order: the participants' groups one after the other. */
+async function centralizedOrder(run, setupId) {
+  const setup = SETUPS[setupId];
+  const groups = await partitionDataset(run.cell.train, setup.clients(run.cell.trainDomains), parsePartitionSpec(setup.partition), run.seed);
+  return createHash('sha256').update(groups.flat().map((item) => item.id).join('\n')).digest('hex');
+}
+
+/**
+ * A recorded centralized run of another setup that trained on the same images in the same order (same
+ * cell, seed and budget): centralized training does not depend on the split beyond the order it sees the
+ * images in, so such a run is this one (sequence blocks keep the dataset's order for any count).
+ */
+async function sameCentralizedRun(run) {
+  if (run.spec.baseline !== 'centralized') return undefined;
+  let order;
+  for (const setupId of Object.keys(SETUPS)) {
+    if (setupId === run.setupId) continue;
+    const key = [run.cell.id, setupId, run.spec.id, `r${run.rounds}`, `s${run.localSteps}`, `seed${run.seed}`].join('_');
+    const path = join(values.runs, `${key}.json`);
+    if (!existsSync(path)) continue;
+    order ??= await centralizedOrder(run, run.setupId);
+    if (order !== (await centralizedOrder(run, setupId))) continue;
+    const record = JSON.parse(readFileSync(path, 'utf8'));
+    return { ...record, key: run.key, setup: run.setupId, partition: run.setup.partition, clients: run.clients, sameRunAs: record.sameRunAs ?? key };
+  }
+  return undefined;
+}
+
+/**
+ * Claims a run for this process with a lock file beside its record (`wx`: only one process creates it),
+ * so several processes can work through one plan; a lock whose process is gone is taken over.
+ * @returns the release function, or undefined when another live process holds the run
+ */
+function claim(run) {
+  const lockPath = `${run.path}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lockPath, 'wx');
+      writeFileSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => rmSync(lockPath, { force: true });
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      const holder = Number(readFileSync(lockPath, 'utf8'));
+      try {
+        process.kill(holder, 0);
+        return undefined; // alive: its run
+      } catch {
+        rmSync(lockPath, { force: true }); // stale: the process that wrote it has ended
+      }
+    }
+  }
+  return undefined;
+}
+
 async function runOnce(run) {
   if (existsSync(run.path)) return JSON.parse(readFileSync(run.path, 'utf8'));
+  const release = claim(run);
+  if (!release) {
+    console.error(`${run.key}: running in another process (${run.path}.lock)`);
+    return undefined;
+  }
+  try {
+    // The record may have landed between the check above and the claim.
+    return existsSync(run.path) ? JSON.parse(readFileSync(run.path, 'utf8')) : await runUnclaimed(run);
+  } finally {
+    release();
+  }
+}
+
+async function runUnclaimed(run) {
+  const same = await sameCentralizedRun(run);
+  if (same) {
+    writeFileSync(run.path, `${JSON.stringify(same, null, 2)}\n`);
+    console.error(`${run.cell.id} | ${run.setupId} | ${run.spec.row} | seed ${run.seed}: the same training as ${same.sameRunAs} (mIoU ${same.final?.mIoU.toFixed(2)})`);
+    return same;
+  }
   const { cell, spec, seed } = run;
   const settings = { ...PAPER, ...(spec.settings ?? {}) };
   const options = {
@@ -255,7 +335,8 @@ async function runOnce(run) {
 const records = new Map();
 for (const run of runs) {
   if (values.report && !existsSync(run.path)) continue;
-  records.set(run.key, await runOnce(run));
+  const record = await runOnce(run);
+  if (record) records.set(run.key, record);
 }
 await engine?.dispose();
 await backbone?.close();
