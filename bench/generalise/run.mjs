@@ -319,7 +319,7 @@ async function runUnclaimed(run) {
     trainImages: cell.train.items.length, evaluationImages: cell.evaluation.items.length,
     ...(result.error ? { error: result.error } : {
       final: result.final ? { mIoU: result.final.mIoU, pixelAccuracy: result.final.pixelAccuracy } : null,
-      perRound: result.rounds?.map((r) => ({ round: r.round, mIoU: r.metrics?.mIoU ?? null, startModelScore: r.score?.value ?? null, entropy: r.meanEntropy })),
+      perRound: result.rounds?.map((r) => ({ round: r.round, mIoU: r.metrics?.mIoU ?? null, startModelScore: r.score?.value ?? null, entropy: r.meanEntropy, loss: r.meanLoss, updateAgreement: r.updateAgreement ?? null })),
       selection: result.selection ? { selectedVersion: result.selection.selectedVersion, stoppedAfterRound: result.selection.stoppedAfterRound ?? null, mIoU: result.selection.metrics?.mIoU ?? null } : null,
       perClient: result.runs?.map((r) => ({ client: r.clientId, images: r.images, mIoU: r.metrics?.mIoU ?? null })),
       participants: result.partition?.map((p) => p.images),

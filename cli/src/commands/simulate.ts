@@ -167,12 +167,12 @@ export const simulateCommand: Command = {
         log,
         onRound: async (record, global) => {
           const line = {
-            round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, trainSeconds: record.trainSeconds,
+            round: record.round, ...pick(record.metrics), meanLoss: record.meanLoss, meanEntropy: record.meanEntropy, updateAgreement: record.updateAgreement, trainSeconds: record.trainSeconds,
             aggregateSeconds: record.aggregateSeconds, evaluateSeconds: record.evaluateSeconds, permutation: record.permutation,
             ...(record.refused ? { refused: record.refused } : {}), ...(record.robust ? { robust: record.robust } : {}), ...(record.score ? { score: record.score } : {}),
           };
           rounds.push(line);
-          log(`round ${record.round}/${options.rounds}: ${record.metrics ? `mIoU ${record.metrics.mIoU.toFixed(2)}, ` : ''}loss ${record.meanLoss.toFixed(4)}, entropy ${record.meanEntropy.toFixed(2)}, train ${record.trainSeconds.toFixed(1)}s`);
+          log(`round ${record.round}/${options.rounds}: ${record.metrics ? `mIoU ${record.metrics.mIoU.toFixed(2)}, ` : ''}loss ${record.meanLoss.toFixed(4)}, entropy ${record.meanEntropy.toFixed(2)}${record.updateAgreement === undefined ? '' : `, update agreement ${record.updateAgreement.toFixed(3)}`}, train ${record.trainSeconds.toFixed(1)}s`);
           if (out) {
             await appendFile(join(out, 'rounds.jsonl'), `${JSON.stringify(line)}\n`);
             await writeGlobal(global, `global-round-${record.round}.safetensors`, record.round);

@@ -28,3 +28,29 @@ export function indexOfNonFinite(values: Float32Array): number {
   for (let i = 0; i < n; i++) if (!Number.isFinite(values[i])) return i;
   return -1;
 }
+
+/**
+ * Mean cosine similarity over all pairs of `vectors` (equal lengths), accumulated in float64: 1 when
+ * they all point the same way, about 0 when their directions are unrelated. A zero vector counts as
+ * cosine 0 with every other. Undefined for fewer than two vectors.
+ */
+export function meanPairwiseCosine(vectors: readonly Float32Array[]): number | undefined {
+  const n = vectors.length;
+  if (n < 2) return undefined;
+  const norms = vectors.map((v) => Math.sqrt(dot(v, v)));
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const denominator = norms[i] * norms[j];
+      if (denominator > 0) sum += dot(vectors[i], vectors[j]) / denominator;
+    }
+  }
+  return sum / ((n * (n - 1)) / 2);
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new RangeError(`vectors of ${a.length} and ${b.length} values`);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}

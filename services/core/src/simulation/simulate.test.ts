@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { Backbone } from '../backbone/backbone.js';
 import { openDataset, type Dataset } from '../dataset/dataset.js';
 import { createOnnxEngine } from '../engines/onnx/onnx-engine.js';
-import type { TrainingEngine } from '../engines/engine.js';
+import { HEAD_PARAM_NAMES, type TrainingEngine } from '../engines/engine.js';
+import { initHead } from '../head/head-init.js';
+import { createRng } from '../math/rng.js';
+import { meanPairwiseCosine } from '../math/vectors.js';
 import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../test-support/fixtures.js';
 import { selectVersion } from './model-selection.js';
 import { runBaseline } from './baselines.js';
@@ -94,6 +97,18 @@ describe('simulateFederation mechanisms', () => {
     expect(late.rounds).toHaveLength(8);
     expect(late.selection).toMatchObject({ selectedVersion: 6 });
     expect(late.selection!.stoppedAfterRound).toBeUndefined();
+  });
+
+  it('records how much the participants\' head deltas agree each round (mean pairwise cosine)', async () => {
+    // Without module E participants keep their heads, so round 1's deltas are the kept heads minus the initial head.
+    const result = await simulateFederation(dataset, undefined, backbone, engine, options({ rounds: 1, modules: { head: false, centroids: true, weighted: true } }));
+    const channels = result.global.head.l2Bias.length;
+    const initial = initHead({ channels, codeDim: 4 }, createRng(1));
+    const deltas = result.clientHeads!.map((head) => Float32Array.from(HEAD_PARAM_NAMES.flatMap((name) => Array.from(head[name], (v, i) => v - initial[name][i]))));
+    expect(deltas.every((d) => d.some((v) => v !== 0))).toBe(true);
+    expect(result.rounds[0].updateAgreement).toBeCloseTo(meanPairwiseCosine(deltas)!, 12);
+    const single = await simulateFederation(dataset, undefined, backbone, engine, options({ rounds: 1, clients: 1, partition: { kind: 'iid' } }));
+    expect(single.rounds[0].updateAgreement).toBeUndefined();
   });
 
   it('baselines train on the augmented views with the schedule too', async () => {

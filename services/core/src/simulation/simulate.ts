@@ -9,7 +9,8 @@ import type { Backbone } from '../backbone/backbone.js';
 import { featureConfigKey } from '../backbone/descriptor.js';
 import { dominantClass, readLabelMap, type Dataset, type DatasetItem } from '../dataset/dataset.js';
 import { ConfigError } from '../errors.js';
-import type { HeadParams, RegularizerScope, TrainingEngine } from '../engines/engine.js';
+import { HEAD_PARAM_NAMES, type HeadParams, type RegularizerScope, type TrainingEngine } from '../engines/engine.js';
+import { meanPairwiseCosine } from '../math/vectors.js';
 import { evaluateCentroids, type SegmentationMetrics } from '../evaluation/evaluate.js';
 import { cloneHead, initCentroids, initHead } from '../head/head-init.js';
 import { createRng } from '../math/rng.js';
@@ -91,6 +92,13 @@ export interface RoundRecord {
   /** Mean final local loss and assignment entropy over participants. */
   meanLoss: number;
   meanEntropy: number;
+  /**
+   * Mean cosine similarity over pairs of the accepted updates' head deltas (each head minus the head
+   * its participant started the round from): how much the participants agree on where to move the
+   * model, known to the server without any image. Recorded as a candidate label-free stopping signal;
+   * undefined with fewer than two accepted updates.
+   */
+  updateAgreement?: number;
   trainSeconds: number;
   aggregateSeconds: number;
   evaluateSeconds: number;
@@ -207,11 +215,13 @@ export async function simulateFederation(
   for (let round = 1; round <= options.rounds; round++) {
     const trainStarted = performance.now();
     const updates: ClientUpdate[] = [];
+    const startHeads: HeadParams[] = [];
     const participantScores: (number | null)[] = [];
     let lossSum = 0;
     let entropySum = 0;
     for (let i = 0; i < groups.length; i++) {
       const startHead = headsKept ? clientHeads[i] : global.head;
+      startHeads.push(startHead);
       const startCentroids = centroidsKept ? clientCentroids[i] : global.centroids;
       const batch = { ...simulationBatchOptions(options), shifts: data[i].shifts };
       if (selection) {
@@ -260,6 +270,8 @@ export async function simulateFederation(
       }
     });
     const trainSeconds = (performance.now() - trainStarted) / 1000;
+    const startHeadOf = new Map(updates.map((u, i) => [u.clientId, startHeads[i]]));
+    const updateAgreement = meanPairwiseCosine(accepted.map((u) => headDelta(u.head, startHeadOf.get(u.clientId)!)));
     const aggregateStarted = performance.now();
     let robustRecord: RoundRecord['robust'];
     let permutation: number[] | undefined;
@@ -303,6 +315,7 @@ export async function simulateFederation(
       metrics,
       meanLoss: lossSum / groups.length,
       meanEntropy: entropySum / groups.length,
+      ...(updateAgreement === undefined ? {} : { updateAgreement }),
       trainSeconds,
       aggregateSeconds,
       evaluateSeconds: (performance.now() - evaluateStarted) / 1000,
@@ -337,6 +350,19 @@ export async function simulateFederation(
     ...(centroidsKept ? { clientCentroids } : {}),
     ...(selected ? { selection: selected } : {}),
   };
+}
+
+/** A head's parameters minus another's, every parameter one after the other. */
+function headDelta(head: HeadParams, start: HeadParams): Float32Array {
+  const delta = new Float32Array(HEAD_PARAM_NAMES.reduce((n, name) => n + head[name].length, 0));
+  let offset = 0;
+  for (const name of HEAD_PARAM_NAMES) {
+    const values = head[name];
+    const from = start[name];
+    for (let i = 0; i < values.length; i++) delta[offset + i] = values[i] - from[i];
+    offset += values.length;
+  }
+  return delta;
 }
 
 /**
