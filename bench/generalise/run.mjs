@@ -15,10 +15,7 @@
 // same in the same order (sequence blocks of any count) trains the very same model, so its record is
 // copied with `sameRunAs`.
 //
-// Usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
-//   [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,...] [--rows id,...] [--combine id,...[/id,...]]
-//   [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--report] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
-//   [--seconds-per-step 0.125] [--seconds-per-eval-image 0.05] [--seconds-per-run 10]
+// Usage: USAGE below (--help prints it).
 // --plan prints the runs still missing and an estimate of their CPU time, and runs nothing; --report
 // prints the tables from the runs already recorded (missing seeds and rows left out), and runs nothing.
 // FUSS_ASSETS points at another assets folder (data/camvid/{train,val}, models/mobilenetv2-int8-features.onnx).
@@ -34,28 +31,46 @@ import {
 import { machine, median, printTable, sharedAssets } from '../common.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const { values } = parseArgs({
-  options: {
-    tables: { type: 'string', default: 'main' },
-    protocols: { type: 'string', default: 'in-domain,unseen' },
-    'hold-out': { type: 'string' },
-    setups: { type: 'string' },
-    rows: { type: 'string' },
-    combine: { type: 'string' },
-    seeds: { type: 'string', default: '0,1,2' },
-    rounds: { type: 'string', default: '5' },
-    'local-steps': { type: 'string', default: '100' },
-    plan: { type: 'boolean', default: false },
-    report: { type: 'boolean', default: false },
-    threads: { type: 'string', default: '0' },
-    cache: { type: 'string', default: '.fuss/cache' },
-    runs: { type: 'string', default: join(here, 'runs') },
-    out: { type: 'string', default: join(here, 'out') },
-    'seconds-per-step': { type: 'string', default: '0.125' },
-    'seconds-per-eval-image': { type: 'string', default: '0.05' },
-    'seconds-per-run': { type: 'string', default: '10' },
-  },
-});
+const USAGE = `usage: node bench/generalise/run.mjs [--tables main|large|all] [--protocols in-domain,unseen]
+  [--hold-out 0001TP,0006R0,0016E5] [--setups seq,blocks4,blocks6,blocks18,dir18] [--rows id,...] [--combine id,...[/id,...]]
+  [--seeds 0,1,2] [--rounds 5] [--local-steps 100] [--plan] [--report] [--runs DIR] [--out DIR] [--cache DIR] [--threads N]
+  [--seconds-per-step 0.125] [--seconds-per-eval-image 0.05] [--seconds-per-run 10]`;
+const options = {
+  tables: { type: 'string', default: 'main' },
+  protocols: { type: 'string', default: 'in-domain,unseen' },
+  'hold-out': { type: 'string' },
+  setups: { type: 'string' },
+  rows: { type: 'string' },
+  combine: { type: 'string' },
+  seeds: { type: 'string', default: '0,1,2' },
+  rounds: { type: 'string', default: '5' },
+  'local-steps': { type: 'string', default: '100' },
+  plan: { type: 'boolean', default: false },
+  report: { type: 'boolean', default: false },
+  threads: { type: 'string', default: '0' },
+  cache: { type: 'string', default: '.fuss/cache' },
+  runs: { type: 'string', default: join(here, 'runs') },
+  out: { type: 'string', default: join(here, 'out') },
+  'seconds-per-step': { type: 'string', default: '0.125' },
+  'seconds-per-eval-image': { type: 'string', default: '0.05' },
+  'seconds-per-run': { type: 'string', default: '10' },
+  help: { type: 'boolean', default: false },
+};
+/** A mistake on the command line: one readable line and the usage, exit code 2. */
+function usageError(message) {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}
+let values;
+try {
+  ({ values } = parseArgs({ options }));
+} catch (error) {
+  usageError(error.message);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 const ROUNDS = Number(values.rounds);
 const STEPS = Number(values['local-steps']);
 const seeds = values.seeds.split(',').map(Number);
@@ -98,7 +113,7 @@ const byId = new Map(ROWS.map((r) => [r.id, r]));
 // --combine ID,...[/ID,...] builds them from the named rows' settings instead (the first is the tables' default row).
 const combinations = (values.combine ?? 'maximin-cosine,fedavgm').split('/').map((text) => list(text));
 const combinationIds = combinations.map((combineIds) => {
-  for (const id of combineIds) if (!byId.get(id)?.settings) throw new Error(`--combine: no mechanism row "${id}"; rows: ${ROWS.filter((r) => r.settings).map((r) => r.id).join(', ')}`);
+  for (const id of combineIds) if (!byId.get(id)?.settings) usageError(`--combine: no mechanism row "${id}"; rows: ${ROWS.filter((r) => r.settings).map((r) => r.id).join(', ')}`);
   const id = `combined-${combineIds.join('+')}`;
   const first = (field) => combineIds.map((m) => byId.get(m)[field]).find(Boolean);
   ROWS.push({ id, row: `combined: ${combineIds.join(' + ')}`, settings: Object.assign({}, ...combineIds.map((m) => byId.get(m).settings)), rounds: first('rounds'), localSteps: first('localSteps') });
@@ -123,9 +138,10 @@ const TABLES = {
   // The paper's larger settings, with the paper rows, the baselines and the combination.
   large: { 'in-domain': ['blocks6', 'blocks18', 'dir18'], unseen: ['blocks6', 'blocks18', 'dir18'], rows: LARGE_ROWS },
 };
-for (const id of list(values.rows) ?? []) if (!byId.has(id)) throw new Error(`--rows: no row "${id}"; rows: ${[...byId.keys()].join(', ')}`);
+for (const id of list(values.rows) ?? []) if (!byId.has(id)) usageError(`--rows: no row "${id}"; rows: ${[...byId.keys()].join(', ')}`);
 const tableNames = values.tables === 'all' ? ['main', 'large'] : [values.tables];
-for (const name of tableNames) if (!TABLES[name]) throw new Error(`--tables: main, large or all (got ${values.tables})`);
+for (const name of tableNames) if (!TABLES[name]) usageError(`--tables: main, large or all (got ${values.tables})`);
+for (const id of list(values.setups) ?? []) if (!SETUPS[id]) usageError(`--setups: no setup "${id}"; setups: ${Object.keys(SETUPS).join(', ')}`);
 
 const assets = sharedAssets();
 const cacheDir = values.cache;
@@ -136,6 +152,7 @@ requireLabels(val);
 const k = train.info.classes.length;
 const domains = datasetDomains(train);
 const heldOutDomains = list(values['hold-out']) ?? domains;
+for (const domain of heldOutDomains) if (!domains.includes(domain)) usageError(`--hold-out: "${domain}" is not one of the training sequences: ${domains.join(', ')}`);
 
 /** The protocol cells: in-domain once, unseen once per held-out sequence. */
 function protocolCells() {
@@ -203,7 +220,7 @@ const estimate = (list) => list.reduce((s, r) => {
   const c = cost(r);
   return s + secondsPerRun + c.steps * secondsPerStep + c.evaluations * secondsPerEvalImage + (c.extraFeatures ?? 0) * 0.1;
 }, 0);
-console.error(`${runs.length} runs planned, ${runs.length - missing.length} done, ${missing.length} to run: about ${(estimate(missing) / 3600).toFixed(1)} CPU hours at ${secondsPerStep} s per training step, ${secondsPerEvalImage} s per evaluated image and ${secondsPerRun} s per run (on 2 cores)`);
+console.error(`${runs.length} runs planned, ${runs.length - missing.length} done, ${missing.length} to run: about ${(estimate(missing) / 3600).toFixed(1)} CPU hours at ${secondsPerStep} s per training step, ${secondsPerEvalImage} s per evaluated image and ${secondsPerRun} s per run (on 2 cores; two --threads 1 processes side by side take about half of it in wall time)`);
 if (values.plan) {
   const byCell = new Map();
   for (const r of missing) {
