@@ -66,4 +66,20 @@ describe('bench/generalise/run.mjs', () => {
     expect(plan.stdout).toMatch(/main +unseen-seqA +seq/);
     expect(await readdir(runs)).toHaveLength(15);
   });
+
+  it('answers a mistake on the command line with one readable line and the usage, exit code 2', async () => {
+    const env = { ...process.env, FUSS_ASSETS: join(dir.path, 'assets') };
+    const fail = async (args: string[]) => {
+      const error = await run(process.execPath, [SCRIPT, ...args], { env }).then(() => undefined, (e) => e);
+      expect(error?.code).toBe(2);
+      return String(error.stderr).split('\n');
+    };
+    expect((await fail(['--bogus']))[0]).toMatch(/Unknown option '--bogus'/);
+    expect((await fail(['--setups', 'blocks7']))[0]).toBe('--setups: no setup "blocks7"; setups: seq, blocks4, blocks6, blocks18, dir18');
+    expect((await fail(['--rows', 'nope']))[0]).toMatch(/^--rows: no row "nope"; rows: local, centralized/);
+    expect((await fail(['--hold-out', 'seqX', '--plan']))[0]).toBe('--hold-out: "seqX" is not one of the training sequences: seqA, seqB, seqC');
+    expect((await fail(['--tables', 'huge']))[1]).toMatch(/^usage: node bench\/generalise\/run.mjs/);
+    const help = await run(process.execPath, [SCRIPT, '--help'], { env });
+    expect(help.stdout).toMatch(/^usage: node bench\/generalise\/run.mjs/);
+  });
 });
