@@ -375,6 +375,19 @@ function curveDecay(records) {
   return curve[rounds - 1] - Math.max(...curve);
 }
 
+/**
+ * How much a run's score still moves late: the mean absolute change of mIoU between consecutive rounds over
+ * the second half of the rounds (rounds 3-5 of 5). A curve that zig-zags there can end far from its best
+ * round by chance, a decaying one by trend; "final - best" alone does not tell them apart.
+ */
+function lateSwing(record) {
+  const curve = (record.perRound ?? []).map((p) => p.mIoU);
+  if (curve.length < 2 || curve.some((v) => typeof v !== 'number')) return undefined;
+  const changes = [];
+  for (let round = Math.ceil(curve.length / 2); round < curve.length; round++) changes.push(Math.abs(curve[round] - curve[round - 1]));
+  return changes.reduce((a, b) => a + b, 0) / changes.length;
+}
+
 /** One line of a table: a row's medians over seeds in one protocol cell and setup. */
 function summarise(group, references) {
   const ok = group.filter((r) => !r.error && r.final);
@@ -391,6 +404,7 @@ function summarise(group, references) {
     best: median(bests),
     decay: median(ok.map((r, i) => finals[i] - bests[i])),
     curveDecay: curveDecay(ok),
+    lateSwing: medianOf(ok.map(lateSwing).filter((v) => v !== undefined)),
     selected: medianOf(selected),
     stopped: ok.filter((r) => r.selection?.stoppedAfterRound).length,
     vsCentralized: references.centralized === undefined ? undefined : final - references.centralized,
@@ -414,6 +428,7 @@ for (const run of runs) {
   rows.get(run.spec.id).records.push(record);
 }
 for (const group of groups.values()) {
+  if (group.rows.size === 0) continue; // nothing recorded yet for this cell and setup (a --report before its runs)
   const finalOf = (id) => {
     const entry = group.rows.get(id);
     return entry ? medianOf(entry.records.filter((r) => !r.error && r.final).map((r) => r.final.mIoU)) : undefined;
@@ -424,7 +439,7 @@ for (const group of groups.values()) {
   console.log(`\n${group.table}: ${group.cell.label}; ${SETUPS[group.setupId].label} (${group.rows.values().next().value.records[0]?.clients ?? '?'} participants)`);
   printTable(lines.map((l) => (l.error ? { row: l.row, 'final mIoU (median)': `n/a: ${l.error}` } : {
     row: l.row, seeds: l.seeds, 'final mIoU (median)': fmt(l.final), 'min..max': `${fmt(l.min)}..${fmt(l.max)}`, 'best round': fmt(l.best), 'final - best': fmt(l.decay), 'final - best of median curve': fmt(l.curveDecay),
-    selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'vs FedCC-KMeans paper, same seeds': fmt(l.vsPaper), 'wall s': fmt(l.wall),
+    'late swing': fmt(l.lateSwing), selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'vs FedCC-KMeans paper, same seeds': fmt(l.vsPaper), 'wall s': fmt(l.wall),
   })));
   tables.push({ table: group.table, protocol: group.cell.id, setup: group.setupId, lines });
 }
@@ -444,6 +459,7 @@ for (const name of tableNames) {
         mean: fmt(mean(per.map((l) => l.final))), 'mean vs centralized': fmt(mean(per.map((l) => l.vsCentralized))), 'mean vs local': fmt(mean(per.map((l) => l.vsLocal))),
         'mean final - best': fmt(mean(per.map((l) => l.decay))),
         'mean final - best of median curve': fmt(mean(per.map((l) => l.curveDecay))),
+        'mean late swing': fmt(mean(per.map((l) => l.lateSwing))),
         'mean vs FedCC-KMeans paper, same seeds': fmt(mean(per.map((l) => l.vsPaper))),
         seeds: [...new Set(per.map((l) => l.seeds ?? '-'))].join(' / '),
       };

@@ -59,6 +59,16 @@ describe('bench/generalise/run.mjs', () => {
     expect(second.stdout.replace(/written .*/, '')).toBe(first.stdout.replace(/written .*/, ''));
     const results = JSON.parse(await readFile(join(dir.path, 'out', 'results.json'), 'utf8'));
     expect(results.tables.map((t: { protocol: string }) => t.protocol)).toEqual(['in-domain', 'unseen-seqA', 'unseen-seqC', 'unseen-mean']);
+    // The late swing of a 2-round run is the one change between its rounds.
+    const fedavg = JSON.parse(await readFile(join(runs, 'unseen-seqA_seq_fedavg-paper_r2_s2_seed0.json'), 'utf8'));
+    const fedavgLine = results.tables[1].lines.find((l: { id: string }) => l.id === 'fedavg-paper');
+    expect(fedavgLine.lateSwing).toBeCloseTo(Math.abs(fedavg.perRound[1].mIoU - fedavg.perRound[0].mIoU), 10);
+    expect(first.stdout).toMatch(/late swing/);
+
+    // --report over a setup with no runs yet prints the recorded cells and skips the empty one.
+    const report = await run(process.execPath, [...argv(['--report', '--rows', 'fedavg-paper']), '--setups', 'seq,blocks4'], { env, timeout: 300_000 });
+    expect(report.stdout).toMatch(/main: unseen seqA .*one participant per sequence/);
+    expect(report.stdout).not.toMatch(/2 participants by sequence blocks|4 participants/);
 
     // --plan: every main row, nothing run.
     const plan = await run(process.execPath, argv(['--plan']), { env, timeout: 300_000 });
