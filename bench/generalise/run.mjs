@@ -361,6 +361,12 @@ await backbone?.close();
 const fmt = (v) => (v === undefined || v === null || Number.isNaN(v) ? '-' : v.toFixed(2));
 const medianOf = (list) => (list.length ? median(list) : undefined);
 
+/** A run's mIoU after each round, or undefined when a round has no score. */
+function roundCurve(record) {
+  const curve = (record.perRound ?? []).map((p) => p.mIoU);
+  return curve.every((v) => typeof v === 'number') ? curve : undefined;
+}
+
 /**
  * The final round against the best round of the seeds' median curve (the median over seeds of each
  * round's mIoU). Each seed's own best round is the largest of its noisy evaluations, so "final - best"
@@ -368,9 +374,9 @@ const medianOf = (list) => (list.length ? median(list) : undefined);
  * Undefined when the seeds ran different numbers of rounds (a selection rule stopped one early).
  */
 function curveDecay(records) {
-  const curves = records.map((r) => (r.perRound ?? []).map((p) => p.mIoU));
+  const curves = records.map(roundCurve);
   const rounds = curves[0]?.length ?? 0;
-  if (rounds === 0 || curves.some((c) => c.length !== rounds || c.some((v) => typeof v !== 'number'))) return undefined;
+  if (rounds === 0 || curves.some((c) => c === undefined || c.length !== rounds)) return undefined;
   const curve = Array.from({ length: rounds }, (_, round) => median(curves.map((c) => c[round])));
   return curve[rounds - 1] - Math.max(...curve);
 }
@@ -381,8 +387,8 @@ function curveDecay(records) {
  * round by chance, a decaying one by trend; "final - best" alone does not tell them apart.
  */
 function lateSwing(record) {
-  const curve = (record.perRound ?? []).map((p) => p.mIoU);
-  if (curve.length < 2 || curve.some((v) => typeof v !== 'number')) return undefined;
+  const curve = roundCurve(record);
+  if (curve === undefined || curve.length < 2) return undefined;
   const changes = [];
   for (let round = Math.ceil(curve.length / 2); round < curve.length; round++) changes.push(Math.abs(curve[round] - curve[round - 1]));
   return changes.reduce((a, b) => a + b, 0) / changes.length;

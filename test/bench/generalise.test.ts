@@ -68,7 +68,7 @@ describe('bench/generalise/run.mjs', () => {
     // --report over a setup with no runs yet prints the recorded cells and skips the empty one.
     const report = await run(process.execPath, [...argv(['--report', '--rows', 'fedavg-paper']), '--setups', 'seq,blocks4'], { env, timeout: 300_000 });
     expect(report.stdout).toMatch(/main: unseen seqA .*one participant per sequence/);
-    expect(report.stdout).not.toMatch(/2 participants by sequence blocks|4 participants/);
+    expect(report.stdout).not.toMatch(/4 participants/);
 
     // --plan: every main row, nothing run.
     const plan = await run(process.execPath, argv(['--plan']), { env, timeout: 300_000 });
