@@ -107,6 +107,8 @@ const ROWS = [
   // Does the model decay with more rounds, and does the selection rule stop it?
   { id: 'rounds-double', row: `${ROUNDS * 2} rounds x ${STEPS} steps (twice the budget)`, settings: {}, rounds: ROUNDS * 2 },
   { id: 'rounds-double-selection', row: `${ROUNDS * 2} rounds x ${STEPS} steps + model selection`, settings: { selection: 'loss:0.1:2' }, rounds: ROUNDS * 2 },
+  // Readout only (training unchanged): the mean of the last 3 global models, against the round-to-round swing.
+  { id: 'tail-average', row: 'readout: mean of the last 3 global models', settings: { tailAverage: 3 } },
 ];
 const byId = new Map(ROWS.map((r) => [r.id, r]));
 // Combinations: by default the one FEDERATION_DEFAULTS adopted (the best measured; bench/RESULTS.md);
@@ -336,7 +338,11 @@ async function runUnclaimed(run) {
     trainImages: cell.train.items.length, evaluationImages: cell.evaluation.items.length,
     ...(result.error ? { error: result.error } : {
       final: result.final ? { mIoU: result.final.mIoU, pixelAccuracy: result.final.pixelAccuracy } : null,
-      perRound: result.rounds?.map((r) => ({ round: r.round, mIoU: r.metrics?.mIoU ?? null, startModelScore: r.score?.value ?? null, entropy: r.meanEntropy, loss: r.meanLoss, updateAgreement: r.updateAgreement ?? null })),
+      perRound: result.rounds?.map((r) => ({
+        round: r.round, mIoU: r.metrics?.mIoU ?? null, startModelScore: r.score?.value ?? null, entropy: r.meanEntropy, loss: r.meanLoss, updateAgreement: r.updateAgreement ?? null,
+        ...(r.tailAverage ? { tailAverageMIoU: r.tailAverage.metrics.mIoU } : {}),
+      })),
+      ...(result.tailAverage ? { tailAverage: { rounds: result.tailAverage.rounds, fromVersion: result.tailAverage.fromVersion, mIoU: result.tailAverage.metrics?.mIoU ?? null } } : {}),
       selection: result.selection ? { selectedVersion: result.selection.selectedVersion, stoppedAfterRound: result.selection.stoppedAfterRound ?? null, mIoU: result.selection.metrics?.mIoU ?? null } : null,
       perClient: result.runs?.map((r) => ({ client: r.clientId, images: r.images, mIoU: r.metrics?.mIoU ?? null })),
       participants: result.partition?.map((p) => p.images),
@@ -367,6 +373,14 @@ function roundCurve(record) {
   return curve.every((v) => typeof v === 'number') ? curve : undefined;
 }
 
+/** The seeds' median mIoU after each round, or undefined when the seeds ran different numbers of rounds. */
+function medianCurve(records) {
+  const curves = records.map(roundCurve);
+  const rounds = curves[0]?.length ?? 0;
+  if (rounds === 0 || curves.some((c) => c === undefined || c.length !== rounds)) return undefined;
+  return Array.from({ length: rounds }, (_, round) => median(curves.map((c) => c[round])));
+}
+
 /**
  * The final round against the best round of the seeds' median curve (the median over seeds of each
  * round's mIoU). Each seed's own best round is the largest of its noisy evaluations, so "final - best"
@@ -374,11 +388,8 @@ function roundCurve(record) {
  * Undefined when the seeds ran different numbers of rounds (a selection rule stopped one early).
  */
 function curveDecay(records) {
-  const curves = records.map(roundCurve);
-  const rounds = curves[0]?.length ?? 0;
-  if (rounds === 0 || curves.some((c) => c === undefined || c.length !== rounds)) return undefined;
-  const curve = Array.from({ length: rounds }, (_, round) => median(curves.map((c) => c[round])));
-  return curve[rounds - 1] - Math.max(...curve);
+  const curve = medianCurve(records);
+  return curve === undefined ? undefined : curve.at(-1) - Math.max(...curve);
 }
 
 /**
@@ -401,6 +412,8 @@ function summarise(group, references) {
   const finals = ok.map((r) => r.final.mIoU);
   const bests = ok.map((r) => Math.max(...(r.perRound ?? []).map((p) => p.mIoU ?? -Infinity), r.final.mIoU));
   const selected = ok.map((r) => r.selection?.mIoU).filter((v) => typeof v === 'number');
+  const tailAveraged = medianOf(ok.map((r) => r.tailAverage?.mIoU).filter((v) => typeof v === 'number'));
+  const curve = medianCurve(ok);
   const final = median(finals);
   return {
     seeds: ok.map((r) => r.seed).join(','),
@@ -412,6 +425,9 @@ function summarise(group, references) {
     curveDecay: curveDecay(ok),
     lateSwing: medianOf(ok.map(lateSwing).filter((v) => v !== undefined)),
     selected: medianOf(selected),
+    // The tail-averaged readout (a row with tailAverage), and it against the best round of the plain model's median curve.
+    tailAveraged,
+    tailVsBest: tailAveraged === undefined || curve === undefined ? undefined : tailAveraged - Math.max(...curve),
     stopped: ok.filter((r) => r.selection?.stoppedAfterRound).length,
     vsCentralized: references.centralized === undefined ? undefined : final - references.centralized,
     // Paired by seed: mechanism rows may have fewer seeds than the paper row they change.
@@ -445,7 +461,7 @@ for (const group of groups.values()) {
   console.log(`\n${group.table}: ${group.cell.label}; ${SETUPS[group.setupId].label} (${group.rows.values().next().value.records[0]?.clients ?? '?'} participants)`);
   printTable(lines.map((l) => (l.error ? { row: l.row, 'final mIoU (median)': `n/a: ${l.error}` } : {
     row: l.row, seeds: l.seeds, 'final mIoU (median)': fmt(l.final), 'min..max': `${fmt(l.min)}..${fmt(l.max)}`, 'best round': fmt(l.best), 'final - best': fmt(l.decay), 'final - best of median curve': fmt(l.curveDecay),
-    'late swing': fmt(l.lateSwing), selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'vs FedCC-KMeans paper, same seeds': fmt(l.vsPaper), 'wall s': fmt(l.wall),
+    'late swing': fmt(l.lateSwing), 'tail-averaged (- best of median curve)': l.tailAveraged === undefined ? '' : `${fmt(l.tailAveraged)} (${fmt(l.tailVsBest)})`, selected: l.selected === undefined ? '' : `${fmt(l.selected)}${l.stopped ? ` (${l.stopped} stopped early)` : ''}`, 'vs centralized': fmt(l.vsCentralized), 'vs local': fmt(l.vsLocal), 'vs FedCC-KMeans paper, same seeds': fmt(l.vsPaper), 'wall s': fmt(l.wall),
   })));
   tables.push({ table: group.table, protocol: group.cell.id, setup: group.setupId, lines });
 }
@@ -466,6 +482,7 @@ for (const name of tableNames) {
         'mean final - best': fmt(mean(per.map((l) => l.decay))),
         'mean final - best of median curve': fmt(mean(per.map((l) => l.curveDecay))),
         'mean late swing': fmt(mean(per.map((l) => l.lateSwing))),
+        ...(per.some((l) => l.tailAveraged !== undefined) ? { 'mean tail-averaged (- best of median curve)': `${fmt(mean(per.map((l) => l.tailAveraged)))} (${fmt(mean(per.map((l) => l.tailVsBest)))})` } : {}),
         'mean vs FedCC-KMeans paper, same seeds': fmt(mean(per.map((l) => l.vsPaper))),
         seeds: [...new Set(per.map((l) => l.seeds ?? '-'))].join(' / '),
       };

@@ -75,6 +75,18 @@ describe('bench/generalise/run.mjs', () => {
     expect(plan.stderr).toMatch(/runs planned, 15 done, \d+ to run: about [\d.]+ CPU hours/);
     expect(plan.stdout).toMatch(/main +unseen-seqA +seq/);
     expect(await readdir(runs)).toHaveLength(15);
+
+    // The tail-average row records the readout (the mean of the last 3 global models) after rounds 2.. and at the end.
+    const tail = await run(process.execPath, [...argv(['--rows', 'tail-average']), '--protocols', 'unseen', '--hold-out', 'seqA'], { env, timeout: 300_000 });
+    const tailRecord = JSON.parse(await readFile(join(runs, 'unseen-seqA_seq_tail-average_r2_s2_seed0.json'), 'utf8'));
+    expect(tailRecord.settings).toMatchObject({ strategy: 'fedcc-kmeans', tailAverage: 3 });
+    expect(tailRecord.tailAverage).toMatchObject({ rounds: 3, fromVersion: 1 });
+    expect(tailRecord.perRound[0].tailAverageMIoU).toBeUndefined();
+    expect(tailRecord.perRound[1].tailAverageMIoU).toBe(tailRecord.tailAverage.mIoU);
+    const tailLine = JSON.parse(await readFile(join(dir.path, 'out', 'results.json'), 'utf8')).tables[0].lines[0];
+    expect(tailLine.tailAveraged).toBe(tailRecord.tailAverage.mIoU);
+    expect(tailLine.tailVsBest).toBeCloseTo(tailRecord.tailAverage.mIoU - Math.max(...tailRecord.perRound.map((p: { mIoU: number }) => p.mIoU)), 10);
+    expect(tail.stdout).toContain(`${tailRecord.tailAverage.mIoU.toFixed(2)} (`);
   });
 
   it('answers a mistake on the command line with one readable line and the usage, exit code 2', async () => {

@@ -6,14 +6,14 @@ import { join } from 'node:path';
 import { Backbone } from '../backbone/backbone.js';
 import { openDataset, type Dataset } from '../dataset/dataset.js';
 import { createOnnxEngine } from '../engines/onnx/onnx-engine.js';
-import { HEAD_PARAM_NAMES, type TrainingEngine } from '../engines/engine.js';
+import { HEAD_PARAM_NAMES, type HeadParams, type TrainingEngine } from '../engines/engine.js';
 import { initHead } from '../head/head-init.js';
 import { createRng } from '../math/rng.js';
 import { meanPairwiseCosine } from '../math/vectors.js';
 import { makeTempDir, makeTinyDataset, writeTinyBackbones } from '../test-support/fixtures.js';
 import { selectVersion } from './model-selection.js';
 import { runBaseline } from './baselines.js';
-import { simulateFederation, type SimulationOptions } from './simulate.js';
+import { evaluateModel, simulateFederation, type SimulationOptions } from './simulate.js';
 
 let dir: { path: string; remove: () => Promise<void> };
 let dataset: Dataset;
@@ -109,6 +109,29 @@ describe('simulateFederation mechanisms', () => {
     expect(result.rounds[0].updateAgreement).toBeCloseTo(meanPairwiseCosine(deltas)!, 12);
     const single = await simulateFederation(dataset, undefined, backbone, engine, options({ rounds: 1, clients: 1, partition: { kind: 'iid' } }));
     expect(single.rounds[0].updateAgreement).toBeUndefined();
+  });
+
+  it('evaluates the mean of the last N global models as a readout, without changing training', async () => {
+    const versions: { head: HeadParams; centroids: Float32Array }[] = [];
+    const plain = await simulateFederation(dataset, dataset, backbone, engine, options({ rounds: 3 }), { onRound: (_, global) => void versions.push(global) });
+    const tail = await simulateFederation(dataset, dataset, backbone, engine, options({ rounds: 3, tailAverage: 2 }));
+    expect(heads(tail)).toEqual(heads(plain));
+    expect(tail.rounds.map((r) => r.metrics!.mIoU)).toEqual(plain.rounds.map((r) => r.metrics!.mIoU));
+    expect(plain.tailAverage).toBeUndefined();
+    expect(tail.rounds.map((r) => r.tailAverage?.fromVersion)).toEqual([undefined, 1, 2]);
+    // The mean of versions 2 and 3, element by element (float64 sum, one rounding).
+    const [second, third] = versions.slice(1);
+    const mean = (a: Float32Array, b: Float32Array) => Array.from(a, (v, i) => Math.fround((v + b[i]) / 2));
+    expect(tail.tailAverage).toMatchObject({ rounds: 2, fromVersion: 2 });
+    for (const name of HEAD_PARAM_NAMES) expect(Array.from(tail.tailAverage!.model.head[name]), name).toEqual(mean(second.head[name], third.head[name]));
+    expect(Array.from(tail.tailAverage!.model.centroids)).toEqual(mean(second.centroids, third.centroids));
+    expect(Array.from(tail.tailAverage!.model.centroids)).not.toEqual(Array.from(third.centroids));
+    const direct = await evaluateModel(dataset, backbone, engine, [tail.tailAverage!.model], { k: 2, codeDim: 4, cacheDir: join(dir.path, 'cache') });
+    expect(tail.tailAverage!.metrics!.mIoU).toBe(direct.mIoU);
+    expect(tail.rounds[2].tailAverage!.metrics.mIoU).toBe(direct.mIoU);
+    await expect(simulateFederation(dataset, dataset, backbone, engine, options({ tailAverage: 1 }))).rejects.toThrow(/N >= 2/);
+    await expect(simulateFederation(dataset, dataset, backbone, engine, options({ tailAverage: 2.5 }))).rejects.toThrow(/N >= 2/);
+    await expect(simulateFederation(dataset, dataset, backbone, engine, options({ tailAverage: 2, modules: { head: true, centroids: false, weighted: true } }))).rejects.toThrow(/modules E and C/);
   });
 
   it('baselines train on the augmented views with the schedule too', async () => {

@@ -21,6 +21,7 @@ import { parseLearningRateSchedule, type LearningRateSchedule } from '../trainin
 import type { TrainerOptimizerState } from '../training/trainer.js';
 import { federationScore, formatSelectionRule, parseSelectionRule, selectVersion } from './model-selection.js';
 import { AggregationError } from '../strategies/aggregation-error.js';
+import { weightedMean, weightedMeanHead } from '../strategies/weighted-mean.js';
 import { applyAttack, type Attack } from './attacks.js';
 import type { AggregationModules } from '../strategies/strategy.js';
 import type { ClientUpdate } from '../strategies/update.js';
@@ -68,6 +69,12 @@ export interface SimulationOptions {
   augment?: string;
   /** Label-free model selection and stopping (model-selection.ts text); default `none`. */
   selection?: string;
+  /**
+   * Also evaluate the mean of the last N global models (N >= 2; heads and centroids, whose class ids stay
+   * stable across versions), after every evaluated round from round 2: a readout that averages out the
+   * round-to-round swings of the published model. Training is unchanged. Needs modules E and C.
+   */
+  tailAverage?: number;
 }
 
 /** Whether a participant's Adam optimisers restart every round (the paper) or continue. */
@@ -110,6 +117,8 @@ export interface RoundRecord {
   permutation?: number[];
   /** With a selection rule: the federation's score of the model this round started from (version round - 1). */
   score?: { version: number; value?: number; participants: (number | null)[] };
+  /** With `tailAverage`: the metrics of the mean of global versions `fromVersion`..`round`. */
+  tailAverage?: { fromVersion: number; metrics: SegmentationMetrics };
 }
 
 export interface SimulationResult {
@@ -129,6 +138,8 @@ export interface SimulationResult {
     metrics?: SegmentationMetrics;
     model: { head: HeadParams; centroids: Float32Array };
   };
+  /** With `tailAverage`: the mean of the last `rounds` global versions (from `fromVersion`), and its metrics. */
+  tailAverage?: { rounds: number; fromVersion: number; metrics?: SegmentationMetrics; model: { head: HeadParams; centroids: Float32Array } };
 }
 
 export interface SimulationHooks {
@@ -183,6 +194,11 @@ export async function simulateFederation(
   const lrSchedule = parseLearningRateSchedule(options.lrSchedule ?? 'constant');
   const views = parseAugmentation(options.augment ?? 'none');
   const selection = parseSelectionRule(options.selection ?? 'none');
+  const tailAverage = options.tailAverage;
+  if (tailAverage !== undefined) {
+    if (!Number.isSafeInteger(tailAverage) || tailAverage < 2) throw new ConfigError(`the tail average takes the last N >= 2 global models, got ${tailAverage}`);
+    if (!options.modules.head || !options.modules.centroids) throw new ConfigError('the tail average is of global models: it needs modules E and C (aggregate the head and the centroids)');
+  }
   const groups = await partitionDataset(train, options.clients, options.partition, options.seed);
   const data: ParticipantData[] = [];
   for (const [i, group] of groups.entries()) {
@@ -310,6 +326,11 @@ export async function simulateFederation(
     const personal = headsKept || centroidsKept ? groups.map((_, i) => ({ head: headsKept ? clientHeads[i] : global.head, centroids: centroidsKept ? clientCentroids[i] : global.centroids })) : undefined;
     const evaluateNow = evaluation !== undefined && (round === options.rounds || stop || round % (options.evalEvery ?? 1) === 0);
     const metrics = evaluateNow ? await evaluateModel(evaluation, backbone, engine, personal ?? [global], options) : undefined;
+    let tailRecord: RoundRecord['tailAverage'];
+    if (tailAverage !== undefined && evaluateNow && round >= 2) {
+      const fromVersion = Math.max(1, round - tailAverage + 1);
+      tailRecord = { fromVersion, metrics: await evaluateModel(evaluation, backbone, engine, [meanModel(versions.slice(fromVersion, round + 1))], options) };
+    }
     const record: RoundRecord = {
       round,
       metrics,
@@ -323,6 +344,7 @@ export async function simulateFederation(
       ...(robustRecord ? { robust: robustRecord } : {}),
       ...(permutation ? { permutation } : {}),
       ...(score ? { score } : {}),
+      ...(tailRecord ? { tailAverage: tailRecord } : {}),
     };
     rounds.push(record);
     await hooks.onRound?.(record, global);
@@ -341,6 +363,13 @@ export async function simulateFederation(
     const metrics = evaluation === undefined ? undefined : (rounds[version - 1]?.metrics ?? (await evaluateModel(evaluation, backbone, engine, [model], options)));
     selected = { rule: formatSelectionRule(selection), selectedVersion: version, ...(stoppedAfterRound ? { stoppedAfterRound } : {}), ...(metrics ? { metrics } : {}), model };
   }
+  let tail: SimulationResult['tailAverage'];
+  if (tailAverage !== undefined) {
+    const lastVersion = rounds.length;
+    const fromVersion = Math.max(1, lastVersion - tailAverage + 1);
+    const last = rounds.at(-1)?.tailAverage;
+    tail = { rounds: tailAverage, fromVersion, ...(last ? { metrics: last.metrics } : {}), model: meanModel(versions.slice(fromVersion, lastVersion + 1)) };
+  }
   return {
     partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),
     rounds,
@@ -349,7 +378,14 @@ export async function simulateFederation(
     ...(headsKept ? { clientHeads } : {}),
     ...(centroidsKept ? { clientCentroids } : {}),
     ...(selected ? { selection: selected } : {}),
+    ...(tail ? { tailAverage: tail } : {}),
   };
+}
+
+/** The plain mean of global models (heads and centroids, element by element; class ids are stable across versions). */
+function meanModel(models: readonly { head: HeadParams; centroids: Float32Array }[]): { head: HeadParams; centroids: Float32Array } {
+  const weights = models.map(() => 1);
+  return { head: weightedMeanHead(models.map((m) => m.head), weights), centroids: weightedMean(models.map((m) => m.centroids), weights) };
 }
 
 /** A head's parameters minus another's, every parameter one after the other. */
