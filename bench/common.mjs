@@ -1,6 +1,6 @@
 // Helpers shared by the benchmark scripts: locating ../shared assets, machine description, output.
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,9 +32,24 @@ export function sharedAssets() {
   };
 }
 
+// Vector extensions that change which onnxruntime (MLAS) kernels run, and so the last bits of float results: runs on
+// machines that differ here need not agree bit for bit (bench/RESULTS.md, 2026-12-08).
+const SIMD_FLAGS = ['avx2', 'fma', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'avx_vnni', 'amx_tile'];
+
+/** The CPU's vector extensions among SIMD_FLAGS, from /proc/cpuinfo (undefined where there is none). */
+function simdFlags() {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    const flags = new Set(line?.split(':')[1]?.trim().split(/\s+/) ?? []);
+    return SIMD_FLAGS.filter((f) => flags.has(f));
+  } catch {
+    return undefined;
+  }
+}
+
 export function machine() {
   const list = cpus();
-  return { cpu: list[0]?.model ?? 'unknown', cores: list.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  return { cpu: list[0]?.model ?? 'unknown', cores: list.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, simd: simdFlags() };
 }
 
 export function median(values) {

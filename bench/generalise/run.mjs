@@ -349,6 +349,8 @@ async function runUnclaimed(run) {
     }),
     wallSeconds: (performance.now() - started) / 1000,
     date: new Date().toISOString(),
+    // Runs on CPUs with other vector extensions can differ in the last bits, and 18-participant runs then by points.
+    machine: machine(),
   };
   writeFileSync(run.path, `${JSON.stringify(record, null, 2)}\n`);
   console.error(`${cell.id} | ${run.setupId} | ${spec.row} | seed ${seed}: ${record.error ? `n/a (${record.error})` : `mIoU ${record.final?.mIoU.toFixed(2)}`} (${record.wallSeconds.toFixed(0)}s)`);

@@ -81,6 +81,9 @@ describe('bench/generalise/run.mjs', () => {
     const tailRecord = JSON.parse(await readFile(join(runs, 'unseen-seqA_seq_tail-average_r2_s2_seed0.json'), 'utf8'));
     expect(tailRecord.settings).toMatchObject({ strategy: 'fedcc-kmeans', tailAverage: 3 });
     expect(tailRecord.tailAverage).toMatchObject({ rounds: 3, fromVersion: 1 });
+    // Each record names the machine it ran on (bits differ across vector extensions).
+    expect(tailRecord.machine).toMatchObject({ cores: expect.any(Number), node: process.version });
+    expect(tailRecord.machine.cpu).toEqual(expect.any(String));
     expect(tailRecord.perRound[0].tailAverageMIoU).toBeUndefined();
     expect(tailRecord.perRound[1].tailAverageMIoU).toBe(tailRecord.tailAverage.mIoU);
     const tailLine = JSON.parse(await readFile(join(dir.path, 'out', 'results.json'), 'utf8')).tables[0].lines[0];
