@@ -384,13 +384,12 @@ function medianCurve(records) {
 }
 
 /**
- * The final round against the best round of the seeds' median curve (the median over seeds of each
+ * The final round against the best round of the seeds' median curve (medianCurve: the median over seeds of each
  * round's mIoU). Each seed's own best round is the largest of its noisy evaluations, so "final - best"
  * per seed reads evaluation noise as decay; the median curve's best round is far less biased that way.
  * Undefined when the seeds ran different numbers of rounds (a selection rule stopped one early).
  */
-function curveDecay(records) {
-  const curve = medianCurve(records);
+function curveDecay(curve) {
   return curve === undefined ? undefined : curve.at(-1) - Math.max(...curve);
 }
 
@@ -424,7 +423,7 @@ function summarise(group, references) {
     max: Math.max(...finals),
     best: median(bests),
     decay: median(ok.map((r, i) => finals[i] - bests[i])),
-    curveDecay: curveDecay(ok),
+    curveDecay: curveDecay(curve),
     lateSwing: medianOf(ok.map(lateSwing).filter((v) => v !== undefined)),
     selected: medianOf(selected),
     // The tail-averaged readout (a row with tailAverage), and it against the best round of the plain model's median curve.

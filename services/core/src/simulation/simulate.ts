@@ -226,6 +226,11 @@ export async function simulateFederation(
   let headsKept = false;
   let centroidsKept = false;
   const rounds: RoundRecord[] = [];
+  /** With `tailAverage`: the mean of the global versions from max(1, last - N + 1) to `lastVersion`. */
+  const tailWindow = (lastVersion: number) => {
+    const fromVersion = Math.max(1, lastVersion - tailAverage! + 1);
+    return { fromVersion, model: meanModel(versions.slice(fromVersion, lastVersion + 1)) };
+  };
   const featureKey = featureConfigKey(backbone.descriptor);
 
   for (let round = 1; round <= options.rounds; round++) {
@@ -328,8 +333,8 @@ export async function simulateFederation(
     const metrics = evaluateNow ? await evaluateModel(evaluation, backbone, engine, personal ?? [global], options) : undefined;
     let tailRecord: RoundRecord['tailAverage'];
     if (tailAverage !== undefined && evaluateNow && round >= 2) {
-      const fromVersion = Math.max(1, round - tailAverage + 1);
-      tailRecord = { fromVersion, metrics: await evaluateModel(evaluation, backbone, engine, [meanModel(versions.slice(fromVersion, round + 1))], options) };
+      const { fromVersion, model } = tailWindow(round);
+      tailRecord = { fromVersion, metrics: await evaluateModel(evaluation, backbone, engine, [model], options) };
     }
     const record: RoundRecord = {
       round,
@@ -365,10 +370,8 @@ export async function simulateFederation(
   }
   let tail: SimulationResult['tailAverage'];
   if (tailAverage !== undefined) {
-    const lastVersion = rounds.length;
-    const fromVersion = Math.max(1, lastVersion - tailAverage + 1);
     const last = rounds.at(-1)?.tailAverage;
-    tail = { rounds: tailAverage, fromVersion, ...(last ? { metrics: last.metrics } : {}), model: meanModel(versions.slice(fromVersion, lastVersion + 1)) };
+    tail = { rounds: tailAverage, ...tailWindow(rounds.length), ...(last ? { metrics: last.metrics } : {}) };
   }
   return {
     partition: groups.map((group, i) => ({ clientId: participantClientId(i), images: group.length, domains: [...new Set(group.map((item) => item.domain ?? ''))].filter(Boolean) })),
