@@ -269,6 +269,31 @@ async function sameCentralizedRun(run) {
 }
 
 /**
+ * A recorded run of this row with the tail-averaged readout added (row `<id>+tail-average`, same cell, setup,
+ * seed and budget): the readout only evaluates an extra model, training is the same bit for bit (a simulator
+ * test checks it), so that run's plain model is this row's; its record is copied without the readout.
+ */
+function sameTrainingWithReadout(run) {
+  if (run.spec.baseline || run.spec.settings?.tailAverage) return undefined;
+  const key = [run.cell.id, run.setupId, `${run.spec.id}+tail-average`, `r${run.rounds}`, `s${run.localSteps}`, `seed${run.seed}`].join('_');
+  const path = join(values.runs, `${key}.json`);
+  if (!existsSync(path)) return undefined;
+  const { tailAverage, ...record } = JSON.parse(readFileSync(path, 'utf8'));
+  const { tailAverage: readoutRounds, ...settings } = record.settings;
+  // Only a readout of the very same training: same settings once the readout's own is taken away.
+  if (!tailAverage || !readoutRounds || sortedJson(settings) !== sortedJson({ ...PAPER, ...run.spec.settings })) return undefined;
+  return {
+    ...record, key: run.key, row: run.spec.id, label: run.spec.row, settings,
+    perRound: record.perRound?.map(({ tailAverageMIoU: _readout, ...round }) => round), sameRunAs: record.sameRunAs ?? key,
+  };
+}
+
+/** JSON with object keys sorted, to compare settings whatever order they were built in. */
+function sortedJson(value) {
+  return JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+/**
  * Claims a run for this process with a lock file beside its record (`wx`: only one process creates it),
  * so several processes can work through one plan; a lock whose process is gone is taken over.
  * @returns the release function, or undefined when another live process holds the run
@@ -311,7 +336,7 @@ async function runOnce(run) {
 }
 
 async function runUnclaimed(run) {
-  const same = await sameCentralizedRun(run);
+  const same = (await sameCentralizedRun(run)) ?? sameTrainingWithReadout(run);
   if (same) {
     writeFileSync(run.path, `${JSON.stringify(same, null, 2)}\n`);
     console.error(`${run.cell.id} | ${run.setupId} | ${run.spec.row} | seed ${run.seed}: the same training as ${same.sameRunAs} (mIoU ${same.final?.mIoU.toFixed(2)})`);

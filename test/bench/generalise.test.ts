@@ -4,7 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +90,21 @@ describe('bench/generalise/run.mjs', () => {
     expect(tailLine.tailAveraged).toBe(tailRecord.tailAverage.mIoU);
     expect(tailLine.tailVsBest).toBeCloseTo(tailRecord.tailAverage.mIoU - Math.max(...tailRecord.perRound.map((p: { mIoU: number }) => p.mIoU)), 10);
     expect(tail.stdout).toContain(`${tailRecord.tailAverage.mIoU.toFixed(2)} (`);
+
+    // A row whose run with the readout added is recorded trains the very same model: its record is that run's,
+    // without the readout (here checked against the row's own run, recorded above).
+    const combine = ['--combine', 'no-w,fedavgm/no-w,fedavgm,tail-average', '--protocols', 'unseen', '--hold-out', 'seqA'];
+    const withReadout = [...argv([]), ...combine, '--rows', 'combined-no-w+fedavgm+tail-average'];
+    await run(process.execPath, withReadout, { env, timeout: 300_000 });
+    const plainPath = join(runs, 'unseen-seqA_seq_combined-no-w+fedavgm_r2_s2_seed0.json');
+    const plain = JSON.parse(await readFile(plainPath, 'utf8'));
+    await rename(plainPath, join(dir.path, 'plain-run.json'));
+    const copied = await run(process.execPath, [...argv([]), ...combine, '--rows', 'combined-no-w+fedavgm'], { env, timeout: 300_000 });
+    expect(copied.stderr).toMatch(/the same training as unseen-seqA_seq_combined-no-w\+fedavgm\+tail-average_r2_s2_seed0/);
+    const derived = JSON.parse(await readFile(plainPath, 'utf8'));
+    expect(derived).toMatchObject({ row: plain.row, label: plain.label, settings: plain.settings, final: plain.final, perRound: plain.perRound });
+    expect(derived.tailAverage).toBeUndefined();
+    expect(derived.settings.tailAverage).toBeUndefined();
   });
 
   it('answers a mistake on the command line with one readable line and the usage, exit code 2', async () => {
