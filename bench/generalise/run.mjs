@@ -20,7 +20,7 @@
 // prints the tables from the runs already recorded (missing seeds and rows left out), and runs nothing.
 // FUSS_ASSETS points at another assets folder (data/camvid/{train,val}, models/mobilenetv2-int8-features.onnx).
 
-import { parseArgs } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -190,8 +190,8 @@ function plannedRuns() {
           const rounds = spec.rounds ?? ROUNDS;
           const localSteps = spec.localSteps ?? STEPS;
           for (const seed of seeds) {
-            const key = [cell.id, setupId, spec.id, `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
-            runs.push({ table: name, cell, setupId, setup, clients, spec, rounds, localSteps, seed, key, path: join(values.runs, `${key}.json`) });
+            const key = runKey(cell.id, setupId, spec.id, { rounds, localSteps, seed });
+            runs.push({ table: name, cell, setupId, setup, clients, spec, rounds, localSteps, seed, key, path: runPath(key) });
           }
         }
       }
@@ -240,6 +240,15 @@ const backbone = values.report ? undefined : await Backbone.open(assets.mobilene
 // --threads 1 lets two of these processes share 2 cores: a third of a step is single-threaded JavaScript.
 const engine = values.report ? undefined : await createEngine('onnx', { threads: Number(values.threads) || undefined, log: (l) => console.error(l) });
 
+/** A run's record name: cell, setup, row, budget and seed (its JSON file in --runs is `<key>.json`). */
+function runKey(cellId, setupId, rowId, { rounds, localSteps, seed }) {
+  return [cellId, setupId, rowId, `r${rounds}`, `s${localSteps}`, `seed${seed}`].join('_');
+}
+
+function runPath(key) {
+  return join(values.runs, `${key}.json`);
+}
+
 /** The images of a run's centralized trainer, in its order: the participants' groups one after the other. */
 async function centralizedOrder(run, setupId) {
   const setup = SETUPS[setupId];
@@ -257,8 +266,8 @@ async function sameCentralizedRun(run) {
   let order;
   for (const setupId of Object.keys(SETUPS)) {
     if (setupId === run.setupId) continue;
-    const key = [run.cell.id, setupId, run.spec.id, `r${run.rounds}`, `s${run.localSteps}`, `seed${run.seed}`].join('_');
-    const path = join(values.runs, `${key}.json`);
+    const key = runKey(run.cell.id, setupId, run.spec.id, run);
+    const path = runPath(key);
     if (!existsSync(path)) continue;
     order ??= await centralizedOrder(run, run.setupId);
     if (order !== (await centralizedOrder(run, setupId))) continue;
@@ -275,22 +284,19 @@ async function sameCentralizedRun(run) {
  */
 function sameTrainingWithReadout(run) {
   if (run.spec.baseline || run.spec.settings?.tailAverage) return undefined;
-  const key = [run.cell.id, run.setupId, `${run.spec.id}+tail-average`, `r${run.rounds}`, `s${run.localSteps}`, `seed${run.seed}`].join('_');
-  const path = join(values.runs, `${key}.json`);
+  const key = runKey(run.cell.id, run.setupId, `${run.spec.id}+tail-average`, run);
+  const path = runPath(key);
   if (!existsSync(path)) return undefined;
   const { tailAverage, ...record } = JSON.parse(readFileSync(path, 'utf8'));
   const { tailAverage: readoutRounds, ...settings } = record.settings;
-  // Only a readout of the very same training: same settings once the readout's own is taken away.
-  if (!tailAverage || !readoutRounds || sortedJson(settings) !== sortedJson({ ...PAPER, ...run.spec.settings })) return undefined;
+  // Only a readout of the very same training: same settings once the readout's own is taken away (compared as
+  // recorded, i.e. through JSON, which drops unset fields).
+  const expected = JSON.parse(JSON.stringify({ ...PAPER, ...run.spec.settings }));
+  if (!tailAverage || !readoutRounds || !isDeepStrictEqual(settings, expected)) return undefined;
   return {
     ...record, key: run.key, row: run.spec.id, label: run.spec.row, settings,
     perRound: record.perRound?.map(({ tailAverageMIoU: _readout, ...round }) => round), sameRunAs: record.sameRunAs ?? key,
   };
-}
-
-/** JSON with object keys sorted, to compare settings whatever order they were built in. */
-function sortedJson(value) {
-  return JSON.stringify(value, (_, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v));
 }
 
 /**
